@@ -1,0 +1,38 @@
+# Two set-up commands for a fresh machine: `make demo` and `make test`. Both create .venv and
+# install what they need (build tools, numpy, the package itself built from source).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SOURCES := $(shell find cpp bindings python -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' \)) CMakeLists.txt pyproject.toml
+
+.PHONY: all install demo test bench clean
+
+all: install
+
+$(VENV)/.tools:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" ninja "cmake>=3.18" "numpy>=1.23" "pytest>=7" "hypothesis>=6"
+	touch $@
+
+# Rebuilt when any source changes; build/ keeps CMake's incremental state.
+$(VENV)/.installed: $(VENV)/.tools $(SOURCES)
+	$(PIP) install -q --no-build-isolation --no-deps .
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m adanns.demo --data tests/data/wordnet-sample
+
+test: install
+	$(PY) -m pytest -q tests
+
+# Peers for the benchmarks (faiss-cpu, hnswlib, matplotlib); not needed by demo or test.
+bench: install
+	$(PIP) install -q faiss-cpu hnswlib matplotlib
+	$(PY) benchmarks/ivf_vs_faiss.py
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,266 @@
+// pybind11 module adanns._core: thin wrappers. Arrays arrive validated and converted by the Python
+// layer (python/adanns/_validate.py); here we read pointers, release the GIL and call the core.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+
+#include "adanns/common.h"
+#include "adanns/distances.h"
+#include "adanns/flat.h"
+#include "adanns/id_map.h"
+#include "adanns/io.h"
+#include "adanns/ivf.h"
+#include "adanns/kmeans.h"
+#include "adanns/simd.h"
+
+namespace py = pybind11;
+using namespace adanns;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+struct Matrix {
+  const float* data;
+  size_t rows, cols;
+};
+
+Matrix matrix(const FloatArray& a, const char* name) {
+  if (a.ndim() != 2) raise(name, " must be 2-D, got ", a.ndim(), "-D");
+  return {a.data(), static_cast<size_t>(a.shape(0)), static_cast<size_t>(a.shape(1))};
+}
+
+SearchParams make_params(size_t k, size_t nprobe, size_t search_dim, size_t rerank_dim,
+                         size_t rerank_k, int threads) {
+  SearchParams p;
+  p.k = k;
+  p.nprobe = nprobe;
+  p.search_dim = search_dim;
+  p.rerank_dim = rerank_dim;
+  p.rerank_k = rerank_k;
+  p.threads = threads;
+  return p;
+}
+
+// Runs index.search with the GIL released and returns (scores, ids, mflops) as new arrays.
+template <class Index, class... Extra>
+py::tuple run_search(const Index& index, const FloatArray& q, const SearchParams& p) {
+  Matrix m = matrix(q, "queries");
+  py::array_t<float> scores({m.rows, p.k});
+  py::array_t<int64_t> ids({m.rows, p.k});
+  py::array_t<double> mflops(m.rows);
+  float* s = scores.mutable_data();
+  int64_t* i = ids.mutable_data();
+  double* f = mflops.mutable_data();
+  {
+    py::gil_scoped_release release;
+    index.search(m.data, m.rows, m.cols, p, s, i, f);
+  }
+  return py::make_tuple(scores, ids, mflops);
+}
+
+const int64_t* optional_ids(const py::object& ids, size_t n, IdArray& holder) {
+  if (ids.is_none()) return nullptr;
+  holder = ids.cast<IdArray>();
+  if (holder.ndim() != 1 || static_cast<size_t>(holder.shape(0)) != n)
+    raise("ids must be a 1-D array of length ", n);
+  return holder.data();
+}
+
+py::array_t<float> block_result(size_t rows, size_t cols) { return py::array_t<float>({rows, cols}); }
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "adanns native core";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const UnknownId& e) {
+      PyErr_SetString(PyExc_KeyError, e.what());
+    } catch (const StateError& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    } catch (const Error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  m.def("simd_level", [] { return std::string(simd_level_name(active_simd_level())); });
+  m.def("available_simd_levels", [] {
+    std::vector<std::string> out;
+    for (SimdLevel l : available_simd_levels()) out.push_back(simd_level_name(l));
+    return out;
+  });
+  m.def("set_simd_level", [](const std::string& name) { set_simd_level(simd_level_from_name(name)); });
+
+  // ---- kernel hooks for the tests
+  m.def("kernel_block", [](const FloatArray& q, const FloatArray& x, size_t dim, const std::string& metric) {
+    Matrix a = matrix(q, "q"), b = matrix(x, "x");
+    ADANNS_CHECK(dim <= a.cols && dim <= b.cols, "dim exceeds the row width");
+    auto out = block_result(a.rows, b.rows);
+    float* o = out.mutable_data();
+    Metric mt = metric_from_name(metric);
+    py::gil_scoped_release release;
+    if (mt == Metric::L2)
+      block_l2(a.data, a.rows, a.cols, b.data, b.rows, b.cols, dim, o, b.rows);
+    else
+      block_ip(a.data, a.rows, a.cols, b.data, b.rows, b.cols, dim, o, b.rows);
+    return out;
+  });
+  m.def("kernel_one_to_many", [](const FloatArray& q, const FloatArray& x, size_t dim, const std::string& metric) {
+    ADANNS_CHECK(q.ndim() == 1, "q must be 1-D");
+    Matrix b = matrix(x, "x");
+    ADANNS_CHECK(dim <= static_cast<size_t>(q.shape(0)) && dim <= b.cols, "dim exceeds the row width");
+    py::array_t<float> out(b.rows);
+    float* o = out.mutable_data();
+    Metric mt = metric_from_name(metric);
+    const float* qp = q.data();
+    py::gil_scoped_release release;
+    if (mt == Metric::L2)
+      one_to_many_l2(qp, b.data, b.rows, b.cols, dim, o);
+    else
+      one_to_many_ip(qp, b.data, b.rows, b.cols, dim, o);
+    return out;
+  });
+  m.def("kernel_gemm_ip", [](const FloatArray& q, const FloatArray& x, size_t dim) {
+    Matrix a = matrix(q, "q"), b = matrix(x, "x");
+    ADANNS_CHECK(dim <= a.cols && dim <= b.cols, "dim exceeds the row width");
+    auto out = block_result(a.rows, b.rows);
+    float* o = out.mutable_data();
+    py::gil_scoped_release release;
+    gemm_ip(a.data, a.rows, a.cols, b.data, b.rows, b.cols, dim, o, b.rows);
+    return out;
+  });
+  m.def("kernel_norms_sq", [](const FloatArray& x, size_t dim) {
+    Matrix b = matrix(x, "x");
+    ADANNS_CHECK(dim <= b.cols, "dim exceeds the row width");
+    py::array_t<float> out(b.rows);
+    float* o = out.mutable_data();
+    py::gil_scoped_release release;
+    norms_sq(b.data, b.rows, b.cols, dim, o);
+    return out;
+  });
+
+  m.def("kmeans", [](const FloatArray& x, size_t k, size_t dim, size_t niter, uint64_t seed, int threads,
+                     size_t max_points_per_centroid) {
+    Matrix a = matrix(x, "x");
+    ADANNS_CHECK(dim >= 1 && dim <= a.cols, "dim must be in 1..", a.cols, ", got ", dim);
+    KMeansParams p;
+    p.k = k;
+    p.niter = niter;
+    p.seed = seed;
+    p.threads = threads;
+    p.max_points_per_centroid = max_points_per_centroid;
+    KMeansResult r;
+    {
+      py::gil_scoped_release release;
+      r = kmeans(a.data, a.rows, a.cols, dim, p);
+    }
+    py::array_t<float> c({k, dim});
+    std::copy(r.centroids.begin(), r.centroids.end(), c.mutable_data());
+    return py::make_tuple(c, r.objective);
+  });
+
+  py::class_<FlatIndex>(m, "FlatIndex")
+      .def(py::init([](size_t dim, const std::string& metric) {
+        return std::make_unique<FlatIndex>(dim, metric_from_name(metric));
+      }))
+      .def_property_readonly("dim", &FlatIndex::dim)
+      .def_property_readonly("metric", [](const FlatIndex& f) { return std::string(metric_name(f.metric())); })
+      .def("size", &FlatIndex::size)
+      .def("bytes", &FlatIndex::bytes)
+      .def("add", [](FlatIndex& f, const FloatArray& x, const py::object& ids) {
+        Matrix a = matrix(x, "x");
+        ADANNS_CHECK(a.cols == f.dim(), "vectors must have dimension ", f.dim(), ", got ", a.cols);
+        IdArray holder;
+        const int64_t* ip = optional_ids(ids, a.rows, holder);
+        py::gil_scoped_release release;
+        f.add(a.data, a.rows, ip);
+      })
+      .def("remove", [](FlatIndex& f, const IdArray& ids) {
+        const int64_t* p = ids.data();
+        size_t n = static_cast<size_t>(ids.size());
+        py::gil_scoped_release release;
+        return f.remove(p, n);
+      })
+      .def("search", [](const FlatIndex& f, const FloatArray& q, size_t k, size_t search_dim, size_t rerank_dim,
+                        size_t rerank_k, int threads) {
+        return run_search(f, q, make_params(k, 1, search_dim, rerank_dim, rerank_k, threads));
+      })
+      .def("estimate_mflops", [](const FlatIndex& f, size_t k, size_t search_dim, size_t rerank_dim, size_t rerank_k) {
+        return f.estimate_mflops(make_params(k, 1, search_dim, rerank_dim, rerank_k, 1));
+      })
+      .def("save", [](const FlatIndex& f, const std::string& path) {
+        py::gil_scoped_release release;
+        f.save(path);
+      });
+
+  py::class_<IVFIndex>(m, "IVFIndex")
+      .def(py::init([](size_t dim, size_t nlist, const std::string& metric, size_t cluster_dim, uint64_t seed,
+                       size_t niter) {
+        return std::make_unique<IVFIndex>(dim, nlist, metric_from_name(metric), cluster_dim, seed, niter);
+      }))
+      .def_property_readonly("dim", &IVFIndex::dim)
+      .def_property_readonly("nlist", &IVFIndex::nlist)
+      .def_property_readonly("cluster_dim", &IVFIndex::cluster_dim)
+      .def_property_readonly("seed", &IVFIndex::seed)
+      .def_property_readonly("niter", &IVFIndex::niter)
+      .def_property_readonly("metric", [](const IVFIndex& f) { return std::string(metric_name(f.metric())); })
+      .def_property_readonly("is_trained", &IVFIndex::is_trained)
+      .def("size", &IVFIndex::size)
+      .def("bytes", &IVFIndex::bytes)
+      .def("list_sizes", [](const IVFIndex& f) { return py::array_t<int64_t>(py::cast(f.list_sizes())); })
+      .def("centroids", [](const IVFIndex& f) {
+        std::vector<float> c = f.centroids();
+        py::array_t<float> out({c.size() / f.cluster_dim(), f.cluster_dim()});
+        std::copy(c.begin(), c.end(), out.mutable_data());
+        return out;
+      })
+      .def("train", [](IVFIndex& f, const FloatArray& x, int threads) {
+        Matrix a = matrix(x, "x");
+        ADANNS_CHECK(a.cols == f.dim(), "vectors must have dimension ", f.dim(), ", got ", a.cols);
+        py::gil_scoped_release release;
+        f.train(a.data, a.rows, threads);
+      })
+      .def("add", [](IVFIndex& f, const FloatArray& x, const py::object& ids, int threads) {
+        Matrix a = matrix(x, "x");
+        ADANNS_CHECK(a.cols == f.dim(), "vectors must have dimension ", f.dim(), ", got ", a.cols);
+        IdArray holder;
+        const int64_t* ip = optional_ids(ids, a.rows, holder);
+        py::gil_scoped_release release;
+        f.add(a.data, a.rows, ip, threads);
+      })
+      .def("remove", [](IVFIndex& f, const IdArray& ids) {
+        const int64_t* p = ids.data();
+        size_t n = static_cast<size_t>(ids.size());
+        py::gil_scoped_release release;
+        return f.remove(p, n);
+      })
+      .def("search", [](const IVFIndex& f, const FloatArray& q, size_t k, size_t nprobe, size_t search_dim,
+                        size_t rerank_dim, size_t rerank_k, int threads) {
+        return run_search(f, q, make_params(k, nprobe, search_dim, rerank_dim, rerank_k, threads));
+      })
+      .def("estimate_mflops", [](const IVFIndex& f, size_t qdim, size_t k, size_t nprobe, size_t search_dim,
+                                 size_t rerank_dim, size_t rerank_k) {
+        return f.estimate_mflops(make_params(k, nprobe, search_dim, rerank_dim, rerank_k, 1), qdim);
+      })
+      .def("save", [](const IVFIndex& f, const std::string& path) {
+        py::gil_scoped_release release;
+        f.save(path);
+      });
+
+  m.def("load", [](const std::string& path, bool mmap, bool verify) -> py::object {
+    IndexFile file;
+    {
+      py::gil_scoped_release release;
+      file = read_index_file(path, mmap, verify);
+    }
+    if (file.kind == IndexKind::Flat) return py::cast(FlatIndex::from_file(std::move(file)));
+    return py::cast(IVFIndex::from_file(std::move(file)));
+  });
+}

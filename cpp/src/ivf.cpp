@@ -1,0 +1,300 @@
+#include "adanns/ivf.h"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <numeric>
+
+#include "adanns/distances.h"
+#include "adanns/kmeans.h"
+#include "adanns/threads.h"
+
+namespace adanns {
+
+namespace {
+
+// Copies the first d coordinates of n rows, renormalised (cosine works on unit prefixes).
+std::vector<float> unit_prefixes(const float* x, size_t n, size_t stride, size_t d) {
+  std::vector<float> out(n * d);
+  for (size_t i = 0; i < n; ++i) {
+    const float* row = x + i * stride;
+    float* o = out.data() + i * d;
+    double s = 0;
+    for (size_t j = 0; j < d; ++j) s += static_cast<double>(row[j]) * row[j];
+    float inv = s > 0 ? static_cast<float>(1.0 / std::sqrt(s)) : 0.f;
+    for (size_t j = 0; j < d; ++j) o[j] = row[j] * inv;
+  }
+  return out;
+}
+
+}  // namespace
+
+IVFIndex::IVFIndex(size_t dim, size_t nlist, Metric metric, size_t cluster_dim, uint64_t seed,
+                   size_t niter)
+    : dim_(dim), nlist_(nlist), cluster_dim_(cluster_dim), metric_(metric), seed_(seed), niter_(niter) {
+  ADANNS_CHECK(dim >= 1, "dim must be >= 1, got ", dim);
+  ADANNS_CHECK(nlist >= 1, "nlist must be >= 1, got ", nlist);
+  ADANNS_CHECK(cluster_dim >= 1 && cluster_dim <= dim, "cluster_dim must be in 1..", dim, ", got ",
+               cluster_dim);
+  lists_.resize(nlist);
+}
+
+bool IVFIndex::is_trained() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return trained_;
+}
+
+size_t IVFIndex::size() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return ids_.size();
+}
+
+size_t IVFIndex::bytes() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  size_t b = centroids_.size() * sizeof(float) * 2;
+  for (const RowStore& l : lists_) b += l.vector_bytes(dim_) + l.size() * sizeof(idx_t);
+  return b;
+}
+
+std::vector<int64_t> IVFIndex::list_sizes() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<int64_t> s(nlist_);
+  for (size_t l = 0; l < nlist_; ++l) s[l] = static_cast<int64_t>(lists_[l].size());
+  return s;
+}
+
+std::vector<float> IVFIndex::centroids() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return centroids_;
+}
+
+void IVFIndex::train(const float* x, size_t n, int threads) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  ADANNS_CHECK(ids_.size() == 0, "cannot retrain an IVF index that holds ", ids_.size(),
+               " vectors; remove them or build a new index");
+  ADANNS_CHECK(n >= nlist_, "training needs at least nlist = ", nlist_, " vectors, got ", n);
+  KMeansParams kp;
+  kp.k = nlist_;
+  kp.niter = niter_;
+  kp.seed = seed_;
+  kp.threads = threads;
+  KMeansResult km;
+  if (metric_ == Metric::Cosine) {
+    std::vector<float> unit = unit_prefixes(x, n, dim_, cluster_dim_);
+    km = kmeans(unit.data(), n, cluster_dim_, cluster_dim_, kp);
+  } else {
+    km = kmeans(x, n, dim_, cluster_dim_, kp);
+  }
+  centroids_ = std::move(km.centroids);
+  centroid_norms_.resize(nlist_);
+  norms_sq(centroids_.data(), nlist_, cluster_dim_, cluster_dim_, centroid_norms_.data());
+  trained_ = true;
+}
+
+void IVFIndex::assign_lists(const float* x, size_t n, int threads, int64_t* lists) const {
+  const size_t dc = cluster_dim_;
+  if (metric_ == Metric::IP) {
+    assign_max_ip(x, n, dim_, centroids_.data(), nlist_, dc, threads, lists);
+  } else if (metric_ == Metric::L2) {
+    assign_nearest_l2(x, n, dim_, centroids_.data(), nlist_, dc, threads, lists, nullptr);
+  } else {
+    std::vector<float> unit = unit_prefixes(x, n, dim_, dc);
+    assign_nearest_l2(unit.data(), n, dc, centroids_.data(), nlist_, dc, threads, lists, nullptr);
+  }
+}
+
+void IVFIndex::add(const float* x, size_t n, const idx_t* ids, int threads) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (!trained_) raise<StateError>("IVF index is not trained: call train() before add()");
+  std::vector<idx_t> given;
+  if (ids) {
+    ids_.check_new(ids, n);
+  } else {
+    given.resize(n);
+    for (size_t i = 0; i < n; ++i) given[i] = ids_.next_id() + static_cast<idx_t>(i);
+    ids = given.data();
+  }
+  std::vector<int64_t> assign(n);
+  assign_lists(x, n, threads, assign.data());
+  std::vector<size_t> count(nlist_, 0);
+  for (size_t i = 0; i < n; ++i) count[assign[i]]++;
+  for (size_t l = 0; l < nlist_; ++l)
+    if (count[l]) lists_[l].reserve_more(count[l], dim_);
+  ids_.reserve(ids_.size() + n);
+  for (size_t i = 0; i < n; ++i) {
+    RowStore& list = lists_[assign[i]];
+    ids_.set(ids[i], Location{static_cast<uint64_t>(assign[i]), list.size()});
+    ids_.note_added(ids[i]);
+    list.append(x + i * dim_, ids[i], dim_);
+  }
+}
+
+size_t IVFIndex::remove(const idx_t* ids, size_t n) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  ids_.check_existing(ids, n);
+  for (size_t i = 0; i < n; ++i) {
+    Location loc = ids_.at(ids[i]);
+    idx_t moved = lists_[loc.list].swap_remove(loc.offset, dim_);
+    if (moved >= 0) ids_.set(moved, loc);
+    ids_.erase(ids[i]);
+  }
+  return n;
+}
+
+void IVFIndex::coarse_distances(const float* q, size_t nq, size_t dcu, float* out) const {
+  block_ip(q, nq, dcu, centroids_.data(), nlist_, cluster_dim_, dcu, out, nlist_);
+  if (metric_ == Metric::IP) {
+    for (size_t i = 0; i < nq * nlist_; ++i) out[i] = -out[i];
+    return;
+  }
+  std::vector<float> prefix_norms;
+  const float* cn = centroid_norms_.data();
+  if (dcu != cluster_dim_) {
+    prefix_norms.resize(nlist_);
+    norms_sq(centroids_.data(), nlist_, cluster_dim_, dcu, prefix_norms.data());
+    cn = prefix_norms.data();
+  }
+  for (size_t i = 0; i < nq; ++i)
+    for (size_t c = 0; c < nlist_; ++c) out[i * nlist_ + c] = cn[c] - 2.f * out[i * nlist_ + c];
+}
+
+void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams& p,
+                      float* scores, idx_t* out_ids, double* mflops) const {
+  validate_search(p, dim_, qdim);
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (!trained_) raise<StateError>("IVF index is not trained: call train() before search()");
+  const size_t nprobe = std::min(p.nprobe, nlist_);
+  const size_t dcu = std::min(cluster_dim_, qdim);  // a short query scores centroid prefixes
+  const size_t keep = p.rerank_dim ? p.rerank_k : p.k;
+  parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
+    const size_t nc = e - b;
+    PreparedQueries pq(metric_, q + b * qdim, nc, qdim, p.search_dim, p.rerank_dim);
+    PreparedQueries coarse(metric_, q + b * qdim, nc, qdim, dcu, 0);
+
+    // 1. The nprobe nearest lists of every query (ties: smaller list number).
+    std::vector<float> cd(nc * nlist_);
+    coarse_distances(coarse.scan.data(), nc, dcu, cd.data());
+    std::vector<uint32_t> probes(nc * nprobe);
+    std::vector<uint32_t> order(nlist_);
+    for (size_t i = 0; i < nc; ++i) {
+      const float* row = cd.data() + i * nlist_;
+      std::iota(order.begin(), order.end(), 0u);
+      auto closer = [row](uint32_t a, uint32_t c) { return row[a] < row[c] || (row[a] == row[c] && a < c); };
+      std::partial_sort(order.begin(), order.begin() + nprobe, order.end(), closer);
+      std::copy_n(order.begin(), nprobe, probes.begin() + i * nprobe);
+    }
+
+    // 2. List-major scan: every list is read once for all the chunk's queries that probe it.
+    std::vector<size_t> start(nlist_ + 1, 0), who(nc * nprobe);
+    for (uint32_t l : probes) start[l + 1]++;
+    for (size_t l = 0; l < nlist_; ++l) start[l + 1] += start[l];
+    {
+      std::vector<size_t> fill(start.begin(), start.end() - 1);
+      for (size_t i = 0; i < nc; ++i)
+        for (size_t t = 0; t < nprobe; ++t) who[fill[probes[i * nprobe + t]]++] = i;
+    }
+    std::vector<TopK> heaps(nc, TopK(keep));
+    ScanScratch scratch;
+    for (size_t l = 0; l < nlist_; ++l) {
+      if (start[l] == start[l + 1]) continue;
+      const RowStore& list = lists_[l];
+      Segment seg{list.vectors(), list.ids(), list.size()};
+      scan_segment(metric_, pq, who.data() + start[l], start[l + 1] - start[l], seg, dim_, false,
+                   heaps, scratch);
+    }
+
+    // 3. Cost: centroid scoring plus d_s per scanned row; finish_search adds the re-ranking.
+    for (size_t i = 0; i < nc; ++i) {
+      double rows = 0;
+      for (size_t t = 0; t < nprobe; ++t) rows += static_cast<double>(lists_[probes[i * nprobe + t]].size());
+      mflops[b + i] = (static_cast<double>(nlist_) * dcu + rows * p.search_dim) * 1e-6;
+    }
+    finish_search(metric_, pq, dim_, p, heaps, scores + b * p.k, out_ids + b * p.k, mflops + b);
+  });
+}
+
+double IVFIndex::estimate_mflops(const SearchParams& p, size_t qdim) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  const size_t nprobe = std::min(p.nprobe, nlist_);
+  const size_t dcu = std::min(cluster_dim_, qdim);
+  double total = 0, sq = 0;
+  for (const RowStore& l : lists_) {
+    double s = static_cast<double>(l.size());
+    total += s;
+    sq += s * s;
+  }
+  double rows = total > 0 ? std::min(total, static_cast<double>(nprobe) * sq / total) : 0.0;
+  if (nprobe == nlist_) rows = total;
+  double reranked = p.rerank_dim ? std::min(rows, static_cast<double>(p.rerank_k)) : 0.0;
+  return (static_cast<double>(nlist_) * dcu + rows * p.search_dim + reranked * p.rerank_dim) * 1e-6;
+}
+
+void IVFIndex::save(const std::string& path) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  MetaWriter m;
+  m.u64(dim_);
+  m.u64(nlist_);
+  m.u64(static_cast<uint64_t>(metric_));
+  m.u64(cluster_dim_);
+  m.u64(seed_);
+  m.u64(niter_);
+  m.u64(trained_ ? 1 : 0);
+  m.i64(ids_.next_id());
+  if (trained_) m.f32s(centroids_.data(), centroids_.size());
+  std::vector<DataChunk> data;
+  for (const RowStore& l : lists_) {
+    m.u64(l.size());
+    m.i64s(l.ids(), l.size());
+    if (l.size()) data.push_back({l.vectors(), l.vector_bytes(dim_)});
+  }
+  write_index_file(path, IndexKind::IVF, m.bytes(), data);
+}
+
+std::unique_ptr<IVFIndex> IVFIndex::from_file(IndexFile f) {
+  MetaReader r(f.meta.data(), f.meta.size());
+  size_t dim = r.count(1u << 24, "dimension");
+  size_t nlist = r.count(f.meta.size(), "nlist");
+  uint64_t metric = r.count(2, "metric");
+  size_t dc = r.count(dim, "cluster_dim");
+  uint64_t seed = r.u64();
+  size_t niter = r.count(1u << 30, "niter");
+  bool trained = r.count(1, "trained flag") == 1;
+  ADANNS_CHECK(dim >= 1 && nlist >= 1 && dc >= 1, "corrupt index file: zero-sized parameters");
+  auto index = std::make_unique<IVFIndex>(dim, nlist, static_cast<Metric>(metric), dc, seed, niter);
+  idx_t next = r.i64();
+  if (trained) {
+    ADANNS_CHECK(nlist * dc <= f.meta.size() / sizeof(float), "corrupt index file: centroids exceed metadata");
+    index->centroids_.resize(nlist * dc);
+    r.f32s(index->centroids_.data(), nlist * dc);
+    index->centroid_norms_.resize(nlist);
+    norms_sq(index->centroids_.data(), nlist, dc, dc, index->centroid_norms_.data());
+    index->trained_ = true;
+  }
+  size_t offset = 0;  // in floats, into the data section
+  for (size_t l = 0; l < nlist; ++l) {
+    size_t n = r.count((f.data_floats - offset) / dim, "list size");
+    std::vector<idx_t> ids(n);
+    r.i64s(ids.data(), n);
+    index->ids_.check_new(ids.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      index->ids_.set(ids[i], Location{l, i});
+      index->ids_.note_added(ids[i]);
+    }
+    const float* v = f.data + offset;
+    if (f.mapping) {
+      index->lists_[l].set_view(v, std::move(ids));
+    } else {
+      index->lists_[l].set_owned(std::vector<float>(v, v + n * dim), std::move(ids));
+    }
+    offset += n * dim;
+  }
+  r.expect_end();
+  ADANNS_CHECK(offset == f.data_floats, "corrupt index file: lists hold ", offset, " floats, data has ",
+               f.data_floats);
+  ADANNS_CHECK(trained || index->ids_.size() == 0, "corrupt index file: untrained index with vectors");
+  if (next > index->ids_.next_id()) index->ids_.set_next_id(next);
+  index->mapping_ = f.mapping;
+  return index;
+}
+
+}  // namespace adanns

@@ -1,0 +1,134 @@
+#include "adanns/search.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "adanns/distances.h"
+
+namespace adanns {
+
+void validate_search(const SearchParams& p, size_t dim, size_t qdim) {
+  ADANNS_CHECK(qdim >= 1 && qdim <= dim, "query dimension ", qdim, " does not fit index dimension ",
+               dim, " (queries may be prefixes of length 1..", dim, ")");
+  ADANNS_CHECK(p.k >= 1, "k must be >= 1, got ", p.k);
+  ADANNS_CHECK(p.nprobe >= 1, "nprobe must be >= 1, got ", p.nprobe);
+  ADANNS_CHECK(p.search_dim >= 1 && p.search_dim <= qdim, "search_dim must be in 1..", qdim,
+               " (the query length), got ", p.search_dim);
+  ADANNS_CHECK(p.rerank_dim <= qdim, "rerank_dim must be <= ", qdim, " (the query length), got ",
+               p.rerank_dim);
+  ADANNS_CHECK(p.rerank_dim == 0 || p.rerank_k >= p.k, "rerank_k (", p.rerank_k,
+               ") must be >= k (", p.k, ")");
+}
+
+float padding_score(Metric metric) {
+  float inf = std::numeric_limits<float>::infinity();
+  return larger_is_better(metric) ? -inf : inf;
+}
+
+namespace {
+
+void copy_prefix(Metric metric, const float* src, size_t d, float* dst) {
+  std::copy_n(src, d, dst);
+  if (metric != Metric::Cosine) return;
+  double s = 0;
+  for (size_t j = 0; j < d; ++j) s += static_cast<double>(dst[j]) * dst[j];
+  if (s > 0) {
+    float inv = static_cast<float>(1.0 / std::sqrt(s));
+    for (size_t j = 0; j < d; ++j) dst[j] *= inv;
+  }
+}
+
+// Distance (smaller is better) from a kernel value; cosine divides by the row's prefix norm.
+inline float to_dist(Metric metric, float v, float row_norm_sq) {
+  switch (metric) {
+    case Metric::IP: return -v;
+    case Metric::L2: return v;
+    case Metric::Cosine: return row_norm_sq > 0 ? -v / std::sqrt(row_norm_sq) : -0.f;
+  }
+  return v;
+}
+
+constexpr size_t kRowBlock = 256;  // rows scored per kernel call: stays in L2 across the queries
+
+}  // namespace
+
+PreparedQueries::PreparedQueries(Metric metric, const float* q, size_t n, size_t q_stride,
+                                 size_t sd, size_t rd)
+    : nq(n), scan_dim(sd), rerank_dim(rd), scan(n * sd), rerank(n * rd) {
+  for (size_t i = 0; i < n; ++i) {
+    copy_prefix(metric, q + i * q_stride, sd, scan.data() + i * sd);
+    if (rd) copy_prefix(metric, q + i * q_stride, rd, rerank.data() + i * rd);
+  }
+}
+
+void scan_segment(Metric metric, const PreparedQueries& pq, const size_t* which, size_t nwhich,
+                  const Segment& seg, size_t dim, bool use_gemm, std::vector<TopK>& heaps,
+                  ScanScratch& s) {
+  if (nwhich == 0 || seg.n == 0) return;
+  const size_t ds = pq.scan_dim;
+  s.gathered.resize(nwhich * ds);
+  for (size_t i = 0; i < nwhich; ++i)
+    std::copy_n(pq.scan.data() + which[i] * ds, ds, s.gathered.data() + i * ds);
+  s.dist.resize(nwhich * kRowBlock);
+  s.norms.assign(kRowBlock, 0.f);
+  for (size_t r0 = 0; r0 < seg.n; r0 += kRowBlock) {
+    size_t rows = std::min(kRowBlock, seg.n - r0);
+    const float* x = seg.vectors + r0 * dim;
+    float* out = s.dist.data();
+    if (metric == Metric::L2) {
+      block_l2(s.gathered.data(), nwhich, ds, x, rows, dim, ds, out, rows);
+    } else if (use_gemm) {
+      gemm_ip(s.gathered.data(), nwhich, ds, x, rows, dim, ds, out, rows);
+      if (metric == Metric::Cosine) norms_sq(x, rows, dim, ds, s.norms.data());
+    } else if (metric == Metric::Cosine) {
+      block_ip_norm(s.gathered.data(), nwhich, ds, x, rows, dim, ds, out, rows, s.norms.data());
+    } else {
+      block_ip(s.gathered.data(), nwhich, ds, x, rows, dim, ds, out, rows);
+    }
+    const idx_t* ids = seg.ids + r0;
+    for (size_t i = 0; i < nwhich; ++i) {
+      TopK& heap = heaps[which[i]];
+      const float* row = out + i * rows;
+      for (size_t j = 0; j < rows; ++j) {
+        float dd = to_dist(metric, row[j], s.norms[j]);
+        if (dd <= heap.worst().dist) heap.push(dd, ids[j], x + j * dim);
+      }
+    }
+  }
+}
+
+void finish_search(Metric metric, const PreparedQueries& pq, size_t dim, const SearchParams& p,
+                   std::vector<TopK>& heaps, float* scores, idx_t* ids, double* mflops) {
+  const float pad = padding_score(metric);
+  const size_t dr = p.rerank_dim;
+  for (size_t i = 0; i < pq.nq; ++i) {
+    std::vector<Candidate> cand = heaps[i].sorted();
+    while (!cand.empty() && cand.back().id == TopK::kEmptyId) cand.pop_back();
+    if (dr > 0) {
+      const float* rq = pq.rerank.data() + i * dr;
+      TopK best(p.k);
+      for (const Candidate& c : cand) {
+        float v, norm = 0;
+        if (metric == Metric::L2)
+          one_to_many_l2(rq, c.row, 1, dim, dr, &v);
+        else if (metric == Metric::Cosine)
+          block_ip_norm(rq, 1, dr, c.row, 1, dim, dr, &v, 1, &norm);
+        else
+          one_to_many_ip(rq, c.row, 1, dim, dr, &v);
+        best.push(to_dist(metric, v, norm), c.id, c.row);
+      }
+      mflops[i] += static_cast<double>(cand.size()) * dr * 1e-6;
+      cand = best.sorted();
+      while (!cand.empty() && cand.back().id == TopK::kEmptyId) cand.pop_back();
+    }
+    for (size_t j = 0; j < p.k; ++j) {
+      bool have = j < cand.size();
+      float dist = have ? cand[j].dist : 0.f;
+      scores[i * p.k + j] = have ? (larger_is_better(metric) ? -dist : dist) : pad;
+      ids[i * p.k + j] = have ? cand[j].id : -1;
+    }
+  }
+}
+
+}  // namespace adanns

@@ -1,0 +1,190 @@
+// AVX2 + FMA kernels (built with -mavx2 -mfma; only called when the CPU has them).
+#include <immintrin.h>
+
+#include "kernels.h"
+
+namespace adanns {
+namespace simd {
+namespace {
+
+enum class Op { IP, L2 };
+
+alignas(32) const int kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+inline __m256i tail_mask(size_t n) {  // first n lanes set, n in [0, 8]
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - n));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <Op op>
+inline __m256 accumulate(__m256 acc, __m256 a, __m256 b) {
+  if (op == Op::IP) return _mm256_fmadd_ps(a, b, acc);
+  __m256 t = _mm256_sub_ps(a, b);
+  return _mm256_fmadd_ps(t, t, acc);
+}
+
+// NQ queries x NX rows, one 8-lane accumulator per pair (see avx512.cpp for the invariant).
+template <Op op, bool kNorm, int NQ, int NX>
+inline void tile(const float* q, size_t qs, const float* x, size_t xs, size_t d, float* out,
+                 size_t ldo, float* xn) {
+  __m256 acc[NQ > 0 ? NQ : 1][NX];  // NQ == 0: norms only
+  __m256 nacc[NX];
+  for (int c = 0; c < NX; ++c) {
+    nacc[c] = _mm256_setzero_ps();
+    for (int r = 0; r < NQ; ++r) acc[r][c] = _mm256_setzero_ps();
+  }
+  size_t j = 0;
+  for (; j + 8 <= d; j += 8) {
+    __m256 xv[NX];
+    for (int c = 0; c < NX; ++c) {
+      xv[c] = _mm256_loadu_ps(x + c * xs + j);
+      if (kNorm) nacc[c] = _mm256_fmadd_ps(xv[c], xv[c], nacc[c]);
+    }
+    for (int r = 0; r < NQ; ++r) {
+      __m256 qv = _mm256_loadu_ps(q + r * qs + j);
+      for (int c = 0; c < NX; ++c) acc[r][c] = accumulate<op>(acc[r][c], qv, xv[c]);
+    }
+  }
+  if (j < d) {
+    __m256i m = tail_mask(d - j);
+    __m256 xv[NX];
+    for (int c = 0; c < NX; ++c) {
+      xv[c] = _mm256_maskload_ps(x + c * xs + j, m);
+      if (kNorm) nacc[c] = _mm256_fmadd_ps(xv[c], xv[c], nacc[c]);
+    }
+    for (int r = 0; r < NQ; ++r) {
+      __m256 qv = _mm256_maskload_ps(q + r * qs + j, m);
+      for (int c = 0; c < NX; ++c) acc[r][c] = accumulate<op>(acc[r][c], qv, xv[c]);
+    }
+  }
+  for (int r = 0; r < NQ; ++r)
+    for (int c = 0; c < NX; ++c) out[r * ldo + c] = hsum(acc[r][c]);
+  if (kNorm)
+    for (int c = 0; c < NX; ++c) xn[c] = hsum(nacc[c]);
+}
+
+template <Op op, bool kNorm, int NQ, int NX>
+inline void row_sweep(const float* q, size_t qs, const float* x, size_t nx, size_t xs, size_t d,
+                      float* out, size_t ldo, float* xn) {
+  size_t j = 0;
+  for (; j + NX <= nx; j += NX)
+    tile<op, kNorm, NQ, NX>(q, qs, x + j * xs, xs, d, out + j, ldo, xn ? xn + j : nullptr);
+  for (; j < nx; ++j) tile<op, kNorm, NQ, 1>(q, qs, x + j * xs, xs, d, out + j, ldo, xn ? xn + j : nullptr);
+}
+
+template <Op op, bool kNorm>
+void block(const float* q, size_t nq, size_t qs, const float* x, size_t nx, size_t xs, size_t d,
+           float* out, size_t ldo, float* xn) {
+  if (nq == 1) {
+    row_sweep<op, kNorm, 1, 4>(q, qs, x, nx, xs, d, out, ldo, xn);
+    return;
+  }
+  size_t i = 0;
+  for (; i + 2 <= nq; i += 2) row_sweep<op, kNorm, 2, 4>(q + i * qs, qs, x, nx, xs, d, out + i * ldo, ldo, xn);
+  for (; i < nq; ++i) row_sweep<op, kNorm, 1, 4>(q + i * qs, qs, x, nx, xs, d, out + i * ldo, ldo, xn);
+}
+
+void block_ip(const float* q, size_t nq, size_t qs, const float* x, size_t nx, size_t xs, size_t d,
+              float* out, size_t ldo) {
+  block<Op::IP, false>(q, nq, qs, x, nx, xs, d, out, ldo, nullptr);
+}
+void block_l2(const float* q, size_t nq, size_t qs, const float* x, size_t nx, size_t xs, size_t d,
+              float* out, size_t ldo) {
+  block<Op::L2, false>(q, nq, qs, x, nx, xs, d, out, ldo, nullptr);
+}
+void block_ip_norm(const float* q, size_t nq, size_t qs, const float* x, size_t nx, size_t xs,
+                   size_t d, float* out, size_t ldo, float* xn) {
+  block<Op::IP, true>(q, nq, qs, x, nx, xs, d, out, ldo, xn);
+}
+
+void norms_sq(const float* x, size_t nx, size_t xs, size_t d, float* out) {
+  size_t j = 0;
+  for (; j + 4 <= nx; j += 4) {
+    float dummy[4];
+    tile<Op::IP, true, 0, 4>(nullptr, 0, x + j * xs, xs, d, dummy, 0, out + j);
+  }
+  for (; j < nx; ++j) {
+    float dummy[1];
+    tile<Op::IP, true, 0, 1>(nullptr, 0, x + j * xs, xs, d, dummy, 0, out + j);
+  }
+}
+
+// ---- GEMM: panels of 16 rows (coordinate-major), 6 queries x 16 rows per micro-tile.
+constexpr size_t kPanel = 16;
+constexpr size_t kMR = 6;
+constexpr size_t kRowsPerBlock = 256;
+
+void pack_panel(const float* x, size_t rows, size_t xs, size_t d, float* panel) {
+  for (size_t c = rows; c < kPanel; ++c)
+    for (size_t j = 0; j < d; ++j) panel[j * kPanel + c] = 0.f;
+  for (size_t c = 0; c < rows; ++c) {
+    const float* row = x + c * xs;
+    for (size_t j = 0; j < d; ++j) panel[j * kPanel + c] = row[j];
+  }
+}
+
+template <int MR>
+inline void micro(const float* q, size_t qs, const float* panel, size_t d, float* out, size_t ldo,
+                  size_t cols) {
+  __m256 a0[MR], a1[MR];
+  for (int r = 0; r < MR; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
+  for (size_t j = 0; j < d; ++j) {
+    __m256 p0 = _mm256_loadu_ps(panel + j * kPanel);
+    __m256 p1 = _mm256_loadu_ps(panel + j * kPanel + 8);
+    for (int r = 0; r < MR; ++r) {
+      __m256 b = _mm256_broadcast_ss(q + r * qs + j);
+      a0[r] = _mm256_fmadd_ps(b, p0, a0[r]);
+      a1[r] = _mm256_fmadd_ps(b, p1, a1[r]);
+    }
+  }
+  if (cols == kPanel) {
+    for (int r = 0; r < MR; ++r) {
+      _mm256_storeu_ps(out + r * ldo, a0[r]);
+      _mm256_storeu_ps(out + r * ldo + 8, a1[r]);
+    }
+    return;
+  }
+  __m256i m0 = tail_mask(cols >= 8 ? 8 : cols);
+  __m256i m1 = tail_mask(cols > 8 ? cols - 8 : 0);
+  for (int r = 0; r < MR; ++r) {
+    _mm256_maskstore_ps(out + r * ldo, m0, a0[r]);
+    _mm256_maskstore_ps(out + r * ldo + 8, m1, a1[r]);
+  }
+}
+
+template <int MR>
+inline void micro_row(const float* q, size_t qs, const float* packed, size_t npanels, size_t rows,
+                      size_t d, float* out, size_t ldo) {
+  for (size_t p = 0; p < npanels; ++p) {
+    size_t cols = rows - p * kPanel < kPanel ? rows - p * kPanel : kPanel;
+    micro<MR>(q, qs, packed + p * kPanel * d, d, out + p * kPanel, ldo, cols);
+  }
+}
+
+void gemm_ip(const float* q, size_t nq, size_t qs, const float* x, size_t nx, size_t xs, size_t d,
+             float* out, size_t ldo, float* work) {
+  for (size_t x0 = 0; x0 < nx; x0 += kRowsPerBlock) {
+    size_t rows = nx - x0 < kRowsPerBlock ? nx - x0 : kRowsPerBlock;
+    size_t npanels = (rows + kPanel - 1) / kPanel;
+    for (size_t p = 0; p < npanels; ++p) {
+      size_t r = rows - p * kPanel < kPanel ? rows - p * kPanel : kPanel;
+      pack_panel(x + (x0 + p * kPanel) * xs, r, xs, d, work + p * kPanel * d);
+    }
+    size_t i = 0;
+    for (; i + kMR <= nq; i += kMR)
+      micro_row<kMR>(q + i * qs, qs, work, npanels, rows, d, out + i * ldo + x0, ldo);
+    for (; i < nq; ++i) micro_row<1>(q + i * qs, qs, work, npanels, rows, d, out + i * ldo + x0, ldo);
+  }
+}
+
+}  // namespace
+
+const Kernels avx2_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, gemm_ip, kRowsPerBlock};
+
+}  // namespace simd
+}  // namespace adanns

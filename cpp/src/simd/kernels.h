@@ -1,0 +1,39 @@
+// The table of kernels one SIMD level provides. Each per-ISA file fills one table; dispatch.cpp picks
+// the active table once. Kept free of the STL so that nothing compiled with ISA flags can leak into
+// code shared with other levels (inline functions are merged by the linker).
+#pragma once
+
+#include <cstddef>
+
+namespace adanns {
+namespace simd {
+
+using BlockFn = void (*)(const float* q, size_t nq, size_t q_stride, const float* x, size_t nx,
+                         size_t x_stride, size_t d, float* out, size_t ldo);
+using BlockNormFn = void (*)(const float* q, size_t nq, size_t q_stride, const float* x, size_t nx,
+                             size_t x_stride, size_t d, float* out, size_t ldo, float* x_norm_sq);
+using NormsFn = void (*)(const float* x, size_t nx, size_t x_stride, size_t d, float* out);
+// Computes a tile of inner products from queries and a packed panel block (see gemm_pack).
+using GemmFn = void (*)(const float* q, size_t nq, size_t q_stride, const float* x, size_t nx,
+                        size_t x_stride, size_t d, float* out, size_t ldo, float* work);
+
+struct Kernels {
+  BlockFn block_ip;
+  BlockFn block_l2;
+  BlockNormFn block_ip_norm;
+  NormsFn norms_sq;
+  GemmFn gemm_ip;
+  size_t gemm_rows_per_block;  // rows packed at a time; work holds gemm_rows_per_block * d floats
+};
+
+// The active level's table (dispatch.cpp).
+const Kernels& kernels();
+
+extern const Kernels scalar_kernels;
+#ifdef ADANNS_HAVE_X86_KERNELS
+extern const Kernels avx2_kernels;
+extern const Kernels avx512_kernels;
+#endif
+
+}  // namespace simd
+}  // namespace adanns

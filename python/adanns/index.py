@@ -1,0 +1,205 @@
+"""The index classes: FlatIndex and IVFIndex (AdANNS-IVF), and load()."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from . import _validate as v
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Search output: ``scores`` (nq, k) float32, ``ids`` (nq, k) int64 (-1 padding) and the
+    MFLOPs each query spent, ``mflops`` (nq,). Unpacks like faiss: ``scores, ids = result``."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+    mflops: np.ndarray
+
+    def __iter__(self):
+        return iter((self.scores, self.ids))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    queries: np.ndarray
+    k: int
+    search_dim: int
+    rerank_dim: int  # 0: no re-ranking
+    rerank_k: int
+
+
+def _plan(dim: int, q, k, search_dim, rerank_dim, rerank_k) -> _Plan:
+    """Resolves the per-query knobs. A query shorter than ``dim`` is a Matryoshka prefix:
+    ``search_dim`` defaults to its length, as does ``rerank_dim`` when ``rerank_k`` is given;
+    ``rerank_dim`` alone re-scores ``k`` candidates."""
+    q = v.as_vectors(q, "queries", max_dim=dim)
+    m = q.shape[1]
+    k = v.positive_int(k, "k")
+    search_dim = m if search_dim is None else v.positive_int(search_dim, "search_dim")
+    for name, value in (("search_dim", search_dim), ("rerank_dim", rerank_dim)):
+        if value is not None and value > dim:
+            raise ValueError(f"{name} must be <= the index dimension {dim}, got {value}")
+        if value is not None and value > m:
+            raise ValueError(f"{name} must be <= the query length {m}, got {value}")
+    if rerank_dim is None and rerank_k is None:
+        return _Plan(q, k, search_dim, 0, 0)
+    rerank_dim = m if rerank_dim is None else v.positive_int(rerank_dim, "rerank_dim")
+    rerank_k = k if rerank_k is None else v.positive_int(rerank_k, "rerank_k")
+    if rerank_k < k:
+        raise ValueError(f"rerank_k ({rerank_k}) must be >= k ({k})")
+    return _Plan(q, k, search_dim, rerank_dim, rerank_k)
+
+
+class _Index:
+    """What every index shares: size, dimension, metric, add/remove, save."""
+
+    _impl: object
+
+    @property
+    def dim(self) -> int:
+        return self._impl.dim
+
+    @property
+    def metric(self) -> str:
+        return self._impl.metric
+
+    @property
+    def is_trained(self) -> bool:
+        return True
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the index (vectors, ids, centroids)."""
+        return self._impl.bytes()
+
+    def __len__(self) -> int:
+        return self._impl.size()
+
+    def remove(self, ids) -> int:
+        """Removes the given ids; returns how many. An unknown id raises KeyError and nothing is removed."""
+        return self._impl.remove(v.as_ids(ids))
+
+    def save(self, path) -> None:
+        """Writes the index to ``path`` (atomically: temporary file, fsync, rename)."""
+        self._impl.save(os.fspath(path))
+
+    @classmethod
+    def _wrap(cls, impl):
+        obj = cls.__new__(cls)
+        obj._impl = impl
+        return obj
+
+
+class FlatIndex(_Index):
+    """Exhaustive search over the stored vectors, on any prefix of them."""
+
+    def __init__(self, dim: int, metric: str = "ip"):
+        self._impl = _core.FlatIndex(v.positive_int(dim, "dim"), v.metric(metric))
+
+    def add(self, x, ids=None) -> None:
+        x = v.as_vectors(x, "x", dim=self.dim)
+        self._impl.add(x, None if ids is None else v.as_ids(ids, x.shape[0]))
+
+    def search(self, q, k: int = 10, search_dim: int | None = None, rerank_dim: int | None = None,
+               rerank_k: int | None = None, threads: int | None = None) -> SearchResult:
+        p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k)
+        scores, ids, mflops = self._impl.search(p.queries, p.k, p.search_dim, p.rerank_dim, p.rerank_k,
+                                                v.threads(threads))
+        return SearchResult(scores, ids, mflops)
+
+    def estimate_mflops(self, k: int = 10, search_dim: int | None = None, rerank_dim: int | None = None,
+                        rerank_k: int | None = None) -> float:
+        """MFLOPs one query costs: ``N * search_dim`` plus ``rerank_dim`` per re-ranked row."""
+        p = _plan(self.dim, np.zeros((1, self.dim), np.float32), k, search_dim, rerank_dim, rerank_k)
+        return self._impl.estimate_mflops(p.k, p.search_dim, p.rerank_dim, p.rerank_k)
+
+    def __repr__(self) -> str:
+        return f"FlatIndex(dim={self.dim}, metric={self.metric!r}, ntotal={len(self)})"
+
+
+class IVFIndex(_Index):
+    """AdANNS-IVF: clusters on the first ``cluster_dim`` coordinates; lists store full vectors, so
+    ``search_dim``, ``nprobe``, ``rerank_dim`` and ``rerank_k`` are chosen per search."""
+
+    def __init__(self, dim: int, nlist: int, metric: str = "ip", cluster_dim: int | None = None,
+                 seed: int = 0, niter: int = 20):
+        dim = v.positive_int(dim, "dim")
+        cluster_dim = dim if cluster_dim is None else v.positive_int(cluster_dim, "cluster_dim")
+        if cluster_dim > dim:
+            raise ValueError(f"cluster_dim must be <= dim ({dim}), got {cluster_dim}")
+        self._impl = _core.IVFIndex(dim, v.positive_int(nlist, "nlist"), v.metric(metric), cluster_dim,
+                                    v.positive_int(seed, "seed", minimum=0),
+                                    v.positive_int(niter, "niter", minimum=0))
+
+    @property
+    def nlist(self) -> int:
+        return self._impl.nlist
+
+    @property
+    def cluster_dim(self) -> int:
+        return self._impl.cluster_dim
+
+    @property
+    def is_trained(self) -> bool:
+        return self._impl.is_trained
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """(nlist, cluster_dim) float32; empty before training."""
+        return self._impl.centroids()
+
+    def list_sizes(self) -> np.ndarray:
+        return self._impl.list_sizes()
+
+    def train(self, x, threads: int | None = None) -> None:
+        """k-means on ``x[:, :cluster_dim]`` (cosine: on the renormalised prefixes)."""
+        x = v.as_vectors(x, "x", dim=self.dim)
+        if x.shape[0] < self.nlist:
+            raise ValueError(f"training needs at least nlist = {self.nlist} vectors, got {x.shape[0]}")
+        self._impl.train(x, v.threads(threads))
+
+    def add(self, x, ids=None, threads: int | None = None) -> None:
+        if not self.is_trained:
+            raise RuntimeError("IVF index is not trained: call train() before add()")
+        x = v.as_vectors(x, "x", dim=self.dim)
+        self._impl.add(x, None if ids is None else v.as_ids(ids, x.shape[0]), v.threads(threads))
+
+    def search(self, q, k: int = 10, nprobe: int = 1, search_dim: int | None = None,
+               rerank_dim: int | None = None, rerank_k: int | None = None,
+               threads: int | None = None) -> SearchResult:
+        if not self.is_trained:
+            raise RuntimeError("IVF index is not trained: call train() before search()")
+        p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k)
+        nprobe = v.positive_int(nprobe, "nprobe")
+        scores, ids, mflops = self._impl.search(p.queries, p.k, nprobe, p.search_dim, p.rerank_dim, p.rerank_k,
+                                                v.threads(threads))
+        return SearchResult(scores, ids, mflops)
+
+    def estimate_mflops(self, k: int = 10, nprobe: int = 1, search_dim: int | None = None,
+                        rerank_dim: int | None = None, rerank_k: int | None = None,
+                        query_dim: int | None = None) -> float:
+        """Predicted MFLOPs per query from the list sizes (see ivf.h)."""
+        qd = self.dim if query_dim is None else v.positive_int(query_dim, "query_dim")
+        p = _plan(self.dim, np.zeros((1, qd), np.float32), k, search_dim, rerank_dim, rerank_k)
+        return self._impl.estimate_mflops(qd, p.k, v.positive_int(nprobe, "nprobe"), p.search_dim,
+                                          p.rerank_dim, p.rerank_k)
+
+    def __repr__(self) -> str:
+        return (f"IVFIndex(dim={self.dim}, nlist={self.nlist}, metric={self.metric!r}, "
+                f"cluster_dim={self.cluster_dim}, ntotal={len(self)}, trained={self.is_trained})")
+
+
+def load(path, mmap: bool = False, verify: bool = True):
+    """Loads an index written by ``save``. With ``mmap`` the vectors stay memory-mapped (not read);
+    ``verify=False`` then also skips their checksum. Corrupt or truncated files raise ValueError."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no index file at {path!r}")
+    impl = _core.load(path, bool(mmap), bool(verify))
+    cls = FlatIndex if isinstance(impl, _core.FlatIndex) else IVFIndex
+    return cls._wrap(impl)
