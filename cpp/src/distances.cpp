@@ -1,5 +1,9 @@
 #include "adanns/distances.h"
 
+#include <algorithm>
+
+#include "adanns/common.h"
+#include "adanns/simd.h"
 #include "simd/kernels.h"
 
 namespace adanns {
@@ -34,11 +38,29 @@ void norms_sq(const float* x, size_t nx, size_t xs, size_t d, float* out) {
 void gemm_ip(const float* q, size_t nq, size_t qs, const float* x, size_t nx, size_t xs, size_t d,
              float* out, size_t ldo) {
   const simd::Kernels& k = simd::kernels();
-  // One packing buffer per thread, grown on demand: packing is amortised over all queries.
+  // One packing buffer per thread, grown on demand: each block is packed once for all queries.
   thread_local std::vector<float> work;
   size_t need = k.gemm_rows_per_block * d;
   if (work.size() < need) work.resize(need);
-  k.gemm_ip(q, nq, qs, x, nx, xs, d, out, ldo, work.data());
+  for (size_t x0 = 0; x0 < nx; x0 += k.gemm_rows_per_block) {
+    size_t rows = std::min(k.gemm_rows_per_block, nx - x0);
+    k.pack_rows(x + x0 * xs, rows, xs, d, work.data());
+    k.gemm_packed(q, nq, qs, work.data(), rows, d, d, out + x0, ldo);
+  }
+}
+
+PackedRows::PackedRows(const float* x, size_t nx, size_t x_stride, size_t d)
+    : nx_(nx), depth_(d), level_(active_simd_level()) {
+  const simd::Kernels& k = simd::kernels();
+  size_t panels = (nx + k.panel_rows - 1) / k.panel_rows;
+  data_.resize(panels * k.panel_rows * d);
+  k.pack_rows(x, nx, x_stride, d, data_.data());
+}
+
+void PackedRows::gemm(const float* q, size_t nq, size_t q_stride, size_t du, float* out, size_t ldo) const {
+  ADANNS_CHECK(du <= depth_, "prefix ", du, " deeper than the packed rows (", depth_, ")");
+  ADANNS_CHECK(level_ == active_simd_level(), "rows were packed for another SIMD level");
+  simd::kernels().gemm_packed(q, nq, q_stride, data_.data(), nx_, depth_, du, out, ldo);
 }
 
 }  // namespace adanns

@@ -86,9 +86,14 @@ void IVFIndex::train(const float* x, size_t n, int threads) {
     km = kmeans(x, n, dim_, cluster_dim_, kp);
   }
   centroids_ = std::move(km.centroids);
+  set_centroids_derived();
+  trained_ = true;
+}
+
+void IVFIndex::set_centroids_derived() {
   centroid_norms_.resize(nlist_);
   norms_sq(centroids_.data(), nlist_, cluster_dim_, cluster_dim_, centroid_norms_.data());
-  trained_ = true;
+  packed_centroids_ = PackedRows(centroids_.data(), nlist_, cluster_dim_, cluster_dim_);
 }
 
 void IVFIndex::assign_lists(const float* x, size_t n, int threads, int64_t* lists) const {
@@ -142,7 +147,13 @@ size_t IVFIndex::remove(const idx_t* ids, size_t n) {
 }
 
 void IVFIndex::coarse_distances(const float* q, size_t nq, size_t dcu, float* out) const {
-  block_ip(q, nq, dcu, centroids_.data(), nlist_, cluster_dim_, dcu, out, nlist_);
+  // GEMM on centroids packed at training time: its per-pair sums do not depend on how queries are
+  // blocked, so the probed lists cannot depend on the thread count.
+  if (packed_centroids_.level() == active_simd_level()) {
+    packed_centroids_.gemm(q, nq, dcu, dcu, out, nlist_);
+  } else {
+    PackedRows(centroids_.data(), nlist_, cluster_dim_, cluster_dim_).gemm(q, nq, dcu, dcu, out, nlist_);
+  }
   if (metric_ == Metric::IP) {
     for (size_t i = 0; i < nq * nlist_; ++i) out[i] = -out[i];
     return;
@@ -266,8 +277,7 @@ std::unique_ptr<IVFIndex> IVFIndex::from_file(IndexFile f) {
     ADANNS_CHECK(nlist * dc <= f.meta.size() / sizeof(float), "corrupt index file: centroids exceed metadata");
     index->centroids_.resize(nlist * dc);
     r.f32s(index->centroids_.data(), nlist * dc);
-    index->centroid_norms_.resize(nlist);
-    norms_sq(index->centroids_.data(), nlist, dc, dc, index->centroid_norms_.data());
+    index->set_centroids_derived();
     index->trained_ = true;
   }
   size_t offset = 0;  // in floats, into the data section

@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "adanns/simd.h"
+
 namespace adanns {
 
 // out[i * ldo + j] = <q_i[:d], x_j[:d]> for i < nq, j < nx.
@@ -35,5 +37,23 @@ void norms_sq(const float* x, size_t nx, size_t x_stride, size_t d, float* out);
 // coordinate by coordinate, so it differs from block_ip in the last bits but not with blocking.
 void gemm_ip(const float* q, size_t nq, size_t q_stride, const float* x, size_t nx, size_t x_stride,
              size_t d, float* out, size_t ldo);
+
+// Rows packed once for gemm against many later query batches (the IVF centroids). Any prefix
+// du <= d of the packed rows can be used. Packing depends on the SIMD level: callers repack when
+// level() differs from the active one (only tests switch levels).
+class PackedRows {
+ public:
+  PackedRows() = default;
+  PackedRows(const float* x, size_t nx, size_t x_stride, size_t d);
+  SimdLevel level() const { return level_; }
+  bool empty() const { return nx_ == 0; }
+  // out[i * ldo + j] = <q_i[:du], x_j[:du]>
+  void gemm(const float* q, size_t nq, size_t q_stride, size_t du, float* out, size_t ldo) const;
+
+ private:
+  size_t nx_ = 0, depth_ = 0;
+  SimdLevel level_ = SimdLevel::Scalar;
+  std::vector<float> data_;
+};
 
 }  // namespace adanns

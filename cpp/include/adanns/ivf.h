@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "adanns/distances.h"
 #include "adanns/id_map.h"
 #include "adanns/io.h"
 #include "adanns/row_store.h"
@@ -50,6 +51,7 @@ class IVFIndex {
   // Coarse scores of `nq` query prefixes (width dcu) against the centroids: distances, smaller
   // is better. Cosine centroids were trained on unit prefixes, so both use L2 there.
   void coarse_distances(const float* q, size_t nq, size_t dcu, float* out) const;
+  void set_centroids_derived();  // norms and packed copy, after centroids_ change
   void assign_lists(const float* x, size_t n, int threads, int64_t* lists) const;
 
   size_t dim_, nlist_, cluster_dim_;
@@ -59,6 +61,7 @@ class IVFIndex {
   bool trained_ = false;
   std::vector<float> centroids_;       // nlist x cluster_dim
   std::vector<float> centroid_norms_;  // |c|^2 over cluster_dim
+  PackedRows packed_centroids_;        // for the coarse GEMM
   std::vector<RowStore> lists_;
   IdMap ids_;
   std::shared_ptr<MappedFile> mapping_;

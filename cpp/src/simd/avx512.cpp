@@ -121,11 +121,11 @@ void pack_panel(const float* x, size_t rows, size_t xs, size_t d, float* panel) 
 }
 
 template <int MR>
-inline void micro(const float* q, size_t qs, const float* panel, size_t d, float* out, size_t ldo,
+inline void micro(const float* q, size_t qs, const float* panel, size_t du, float* out, size_t ldo,
                   size_t cols) {
   __m512 a0[MR], a1[MR];
   for (int r = 0; r < MR; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
-  for (size_t j = 0; j < d; ++j) {
+  for (size_t j = 0; j < du; ++j) {
     __m512 p0 = _mm512_loadu_ps(panel + j * kPanel);
     __m512 p1 = _mm512_loadu_ps(panel + j * kPanel + 16);
     for (int r = 0; r < MR; ++r) {
@@ -143,33 +143,38 @@ inline void micro(const float* q, size_t qs, const float* panel, size_t d, float
 }
 
 template <int MR>
-inline void micro_row(const float* q, size_t qs, const float* packed, size_t npanels, size_t rows,
-                      size_t d, float* out, size_t ldo) {
-  for (size_t p = 0; p < npanels; ++p) {
-    size_t cols = rows - p * kPanel < kPanel ? rows - p * kPanel : kPanel;
-    micro<MR>(q, qs, packed + p * kPanel * d, d, out + p * kPanel, ldo, cols);
+inline void micro_row(const float* q, size_t qs, const float* packed, size_t p0, size_t p1, size_t nx,
+                      size_t pd, size_t du, float* out, size_t ldo) {
+  for (size_t p = p0; p < p1; ++p) {
+    size_t cols = nx - p * kPanel < kPanel ? nx - p * kPanel : kPanel;
+    micro<MR>(q, qs, packed + p * kPanel * pd, du, out + p * kPanel, ldo, cols);
   }
 }
 
-void gemm_ip(const float* q, size_t nq, size_t qs, const float* x, size_t nx, size_t xs, size_t d,
-             float* out, size_t ldo, float* work) {
-  for (size_t x0 = 0; x0 < nx; x0 += kRowsPerBlock) {
-    size_t rows = nx - x0 < kRowsPerBlock ? nx - x0 : kRowsPerBlock;
-    size_t npanels = (rows + kPanel - 1) / kPanel;
-    for (size_t p = 0; p < npanels; ++p) {
-      size_t r = rows - p * kPanel < kPanel ? rows - p * kPanel : kPanel;
-      pack_panel(x + (x0 + p * kPanel) * xs, r, xs, d, work + p * kPanel * d);
-    }
+void pack_rows(const float* x, size_t nx, size_t xs, size_t d, float* out) {
+  for (size_t p = 0; p * kPanel < nx; ++p) {
+    size_t r = nx - p * kPanel < kPanel ? nx - p * kPanel : kPanel;
+    pack_panel(x + p * kPanel * xs, r, xs, d, out + p * kPanel * d);
+  }
+}
+
+// Panels are visited in groups (kRowsPerBlock rows) that stay in L2 while every query block
+// streams past them.
+void gemm_packed(const float* q, size_t nq, size_t qs, const float* packed, size_t nx, size_t pd,
+                 size_t du, float* out, size_t ldo) {
+  const size_t npanels = (nx + kPanel - 1) / kPanel, group = kRowsPerBlock / kPanel;
+  for (size_t g0 = 0; g0 < npanels; g0 += group) {
+    size_t g1 = g0 + group < npanels ? g0 + group : npanels;
     size_t i = 0;
-    for (; i + kMR <= nq; i += kMR)
-      micro_row<kMR>(q + i * qs, qs, work, npanels, rows, d, out + i * ldo + x0, ldo);
-    for (; i < nq; ++i) micro_row<1>(q + i * qs, qs, work, npanels, rows, d, out + i * ldo + x0, ldo);
+    for (; i + kMR <= nq; i += kMR) micro_row<kMR>(q + i * qs, qs, packed, g0, g1, nx, pd, du, out + i * ldo, ldo);
+    for (; i < nq; ++i) micro_row<1>(q + i * qs, qs, packed, g0, g1, nx, pd, du, out + i * ldo, ldo);
   }
 }
 
 }  // namespace
 
-const Kernels avx512_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, gemm_ip, kRowsPerBlock};
+const Kernels avx512_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, pack_rows, gemm_packed, kPanel,
+                              kRowsPerBlock};
 
 }  // namespace simd
 }  // namespace adanns

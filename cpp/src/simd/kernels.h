@@ -13,17 +13,22 @@ using BlockFn = void (*)(const float* q, size_t nq, size_t q_stride, const float
 using BlockNormFn = void (*)(const float* q, size_t nq, size_t q_stride, const float* x, size_t nx,
                              size_t x_stride, size_t d, float* out, size_t ldo, float* x_norm_sq);
 using NormsFn = void (*)(const float* x, size_t nx, size_t x_stride, size_t d, float* out);
-// Computes a tile of inner products from queries and a packed panel block (see gemm_pack).
-using GemmFn = void (*)(const float* q, size_t nq, size_t q_stride, const float* x, size_t nx,
-                        size_t x_stride, size_t d, float* out, size_t ldo, float* work);
+// Packs nx rows (first d coordinates) into ceil(nx / panel_rows) panels of d x panel_rows floats,
+// coordinate-major, zero-padded.
+using PackFn = void (*)(const float* x, size_t nx, size_t x_stride, size_t d, float* out);
+// out[i * ldo + j] = <q_i[:du], row_j[:du]> for rows packed with depth pd >= du.
+using GemmPackedFn = void (*)(const float* q, size_t nq, size_t q_stride, const float* packed,
+                              size_t nx, size_t pd, size_t du, float* out, size_t ldo);
 
 struct Kernels {
   BlockFn block_ip;
   BlockFn block_l2;
   BlockNormFn block_ip_norm;
   NormsFn norms_sq;
-  GemmFn gemm_ip;
-  size_t gemm_rows_per_block;  // rows packed at a time; work holds gemm_rows_per_block * d floats
+  PackFn pack_rows;
+  GemmPackedFn gemm_packed;
+  size_t panel_rows;
+  size_t gemm_rows_per_block;  // rows gemm_ip packs at a time (a multiple of panel_rows)
 };
 
 // The active level's table (dispatch.cpp).

@@ -58,22 +58,27 @@ void block_ip_norm(const float* q, size_t nq, size_t qs, const float* x, size_t 
   norms_sq(x, nx, xs, d, xn);
 }
 
-// Coordinate-by-coordinate sums, the same order the SIMD GEMM kernels use per pair.
-void gemm_ip(const float* q, size_t nq, size_t qs, const float* x, size_t nx, size_t xs, size_t d,
-             float* out, size_t ldo, float*) {
+// Panels of one row: packing is a copy. Sums run coordinate by coordinate, as the SIMD GEMMs do.
+void pack_rows(const float* x, size_t nx, size_t xs, size_t d, float* out) {
+  for (size_t j = 0; j < nx; ++j)
+    for (size_t t = 0; t < d; ++t) out[j * d + t] = x[j * xs + t];
+}
+
+void gemm_packed(const float* q, size_t nq, size_t qs, const float* packed, size_t nx, size_t pd,
+                 size_t du, float* out, size_t ldo) {
   for (size_t i = 0; i < nq; ++i)
     for (size_t j = 0; j < nx; ++j) {
       const float* a = q + i * qs;
-      const float* b = x + j * xs;
+      const float* b = packed + j * pd;
       float s = 0;
-      for (size_t t = 0; t < d; ++t) s += a[t] * b[t];
+      for (size_t t = 0; t < du; ++t) s += a[t] * b[t];
       out[i * ldo + j] = s;
     }
 }
 
 }  // namespace
 
-const Kernels scalar_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, gemm_ip, 0};
+const Kernels scalar_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, pack_rows, gemm_packed, 1, 256};
 
 }  // namespace simd
 }  // namespace adanns
