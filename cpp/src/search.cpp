@@ -102,22 +102,27 @@ void finish_search(Metric metric, const PreparedQueries& pq, size_t dim, const S
                    std::vector<TopK>& heaps, float* scores, idx_t* ids, double* mflops) {
   const float pad = padding_score(metric);
   const size_t dr = p.rerank_dim;
+  std::vector<float> gathered, values, norms;
   for (size_t i = 0; i < pq.nq; ++i) {
     std::vector<Candidate> cand = heaps[i].sorted();
     while (!cand.empty() && cand.back().id == TopK::kEmptyId) cand.pop_back();
     if (dr > 0) {
+      // Copy the candidates' d_r prefixes together so one kernel call scores them all (rows
+      // side by side hide the FMA latency a row at a time would expose).
       const float* rq = pq.rerank.data() + i * dr;
+      const size_t nc = cand.size();
+      gathered.resize(nc * dr);
+      values.resize(nc);
+      norms.assign(nc, 0.f);
+      for (size_t c = 0; c < nc; ++c) std::copy_n(cand[c].row, dr, gathered.data() + c * dr);
+      if (metric == Metric::L2)
+        block_l2(rq, 1, dr, gathered.data(), nc, dr, dr, values.data(), nc);
+      else if (metric == Metric::Cosine)
+        block_ip_norm(rq, 1, dr, gathered.data(), nc, dr, dr, values.data(), nc, norms.data());
+      else
+        block_ip(rq, 1, dr, gathered.data(), nc, dr, dr, values.data(), nc);
       TopK best(p.k);
-      for (const Candidate& c : cand) {
-        float v, norm = 0;
-        if (metric == Metric::L2)
-          one_to_many_l2(rq, c.row, 1, dim, dr, &v);
-        else if (metric == Metric::Cosine)
-          block_ip_norm(rq, 1, dr, c.row, 1, dim, dr, &v, 1, &norm);
-        else
-          one_to_many_ip(rq, c.row, 1, dim, dr, &v);
-        best.push(to_dist(metric, v, norm), c.id, c.row);
-      }
+      for (size_t c = 0; c < nc; ++c) best.push(to_dist(metric, values[c], norms[c]), cand[c].id, cand[c].row);
       mflops[i] += static_cast<double>(cand.size()) * dr * 1e-6;
       cand = best.sorted();
       while (!cand.empty() && cand.back().id == TopK::kEmptyId) cand.pop_back();
