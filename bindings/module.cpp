@@ -77,6 +77,8 @@ py::array_t<float> block_result(size_t rows, size_t cols) { return py::array_t<f
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "adanns native core";
+  // Resolve the SIMD level now, so a bad ADANNS_SIMD fails the import with its message.
+  active_simd_level();
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {

@@ -73,7 +73,7 @@ void FlatIndex::search(const float* q, size_t nq, size_t qdim, const SearchParam
     ScanScratch scratch;
     scan_segment(metric_, pq, which.data(), nc, all, dim_, use_gemm, heaps, scratch);
     for (size_t i = 0; i < nc; ++i) mflops[b + i] = static_cast<double>(all.n) * p.search_dim * 1e-6;
-    finish_search(metric_, pq, dim_, p, heaps, scores + b * p.k, out_ids + b * p.k, mflops + b);
+    finish_search(metric_, pq, p, heaps, scores + b * p.k, out_ids + b * p.k, mflops + b);
   });
 }
 

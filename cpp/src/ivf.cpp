@@ -220,7 +220,7 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
       for (size_t t = 0; t < nprobe; ++t) rows += static_cast<double>(lists_[probes[i * nprobe + t]].size());
       mflops[b + i] = (static_cast<double>(nlist_) * dcu + rows * p.search_dim) * 1e-6;
     }
-    finish_search(metric_, pq, dim_, p, heaps, scores + b * p.k, out_ids + b * p.k, mflops + b);
+    finish_search(metric_, pq, p, heaps, scores + b * p.k, out_ids + b * p.k, mflops + b);
   });
 }
 

@@ -98,7 +98,7 @@ void scan_segment(Metric metric, const PreparedQueries& pq, const size_t* which,
   }
 }
 
-void finish_search(Metric metric, const PreparedQueries& pq, size_t dim, const SearchParams& p,
+void finish_search(Metric metric, const PreparedQueries& pq, const SearchParams& p,
                    std::vector<TopK>& heaps, float* scores, idx_t* ids, double* mflops) {
   const float pad = padding_score(metric);
   const size_t dr = p.rerank_dim;

@@ -50,7 +50,7 @@ void scan_segment(Metric metric, const PreparedQueries& pq, const size_t* which,
 
 // Re-ranks (when p.rerank_dim > 0) and writes k results per query of the chunk: scores/ids at row
 // offset `row0` of the (nq x k) outputs; adds the re-ranking FLOPs to mflops.
-void finish_search(Metric metric, const PreparedQueries& pq, size_t dim, const SearchParams& p,
+void finish_search(Metric metric, const PreparedQueries& pq, const SearchParams& p,
                    std::vector<TopK>& heaps, float* scores, idx_t* ids, double* mflops);
 
 // Score written in padding slots (no result): the worst possible score for the metric.

@@ -1,0 +1,156 @@
+// C++ checks of the core without Python, meant to run under the sanitizers (make test-cpp):
+// every SIMD level against the scalar oracle on awkward sizes, an IVF round trip through a file,
+// and rejection of corrupted files.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+#include <string>
+#include <vector>
+
+#include "adanns/distances.h"
+#include "adanns/flat.h"
+#include "adanns/io.h"
+#include "adanns/ivf.h"
+#include "adanns/random.h"
+#include "adanns/simd.h"
+
+using namespace adanns;
+
+static int failures = 0;
+#define EXPECT(cond, ...)                                    \
+  do {                                                       \
+    if (!(cond)) {                                           \
+      ++failures;                                            \
+      std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      std::fprintf(stderr, __VA_ARGS__);                     \
+      std::fprintf(stderr, "\n");                            \
+    }                                                        \
+  } while (0)
+
+static std::vector<float> random_rows(Rng& rng, size_t n, size_t d) {
+  std::vector<float> v(n * d);
+  for (float& x : v) x = static_cast<float>(rng.uniform() * 2 - 1);
+  return v;
+}
+
+// Restores the SIMD level on scope exit (tests switch levels).
+struct LevelGuard {
+  SimdLevel saved = active_simd_level();
+  ~LevelGuard() { set_simd_level(saved); }
+};
+
+static void test_kernels_match_scalar() {
+  LevelGuard guard;
+  Rng rng(7);
+  const size_t dims[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 384, 1025};
+  for (size_t d : dims) {
+    const size_t nq = 5, nx = 37, qs = d + 3, xs = d + 1;
+    std::vector<float> q = random_rows(rng, nq, qs), x = random_rows(rng, nx, xs);
+    for (size_t p : {size_t(1), d / 2 + 1, d}) {
+      if (p > d) continue;
+      set_simd_level(SimdLevel::Scalar);
+      std::vector<float> ref_ip(nq * nx), ref_l2(nq * nx), ref_n(nx);
+      block_ip(q.data(), nq, qs, x.data(), nx, xs, p, ref_ip.data(), nx);
+      block_l2(q.data(), nq, qs, x.data(), nx, xs, p, ref_l2.data(), nx);
+      norms_sq(x.data(), nx, xs, p, ref_n.data());
+      for (SimdLevel level : available_simd_levels()) {
+        set_simd_level(level);
+        std::vector<float> ip(nq * nx), l2(nq * nx), g(nq * nx), ipn(nq * nx), n(nx);
+        block_ip(q.data(), nq, qs, x.data(), nx, xs, p, ip.data(), nx);
+        block_l2(q.data(), nq, qs, x.data(), nx, xs, p, l2.data(), nx);
+        gemm_ip(q.data(), nq, qs, x.data(), nx, xs, p, g.data(), nx);
+        block_ip_norm(q.data(), nq, qs, x.data(), nx, xs, p, ipn.data(), nx, n.data());
+        for (size_t i = 0; i < nq * nx; ++i) {
+          float tol = 1e-5f * static_cast<float>(p) + 1e-6f;
+          EXPECT(std::fabs(ip[i] - ref_ip[i]) <= tol, "%s ip d=%zu p=%zu", simd_level_name(level), d, p);
+          EXPECT(std::fabs(g[i] - ref_ip[i]) <= tol, "%s gemm d=%zu p=%zu", simd_level_name(level), d, p);
+          EXPECT(ipn[i] == ip[i], "%s ip_norm differs from ip d=%zu p=%zu", simd_level_name(level), d, p);
+          EXPECT(std::fabs(l2[i] - ref_l2[i]) <= tol * 4, "%s l2 d=%zu p=%zu", simd_level_name(level), d, p);
+        }
+        for (size_t j = 0; j < nx; ++j)
+          EXPECT(std::fabs(n[j] - ref_n[j]) <= 1e-5f * ref_n[j] + 1e-6f, "%s norms d=%zu", simd_level_name(level), d);
+      }
+    }
+  }
+}
+
+static void test_ivf_roundtrip_and_corruption() {
+  Rng rng(11);
+  const size_t n = 3000, d = 48;
+  std::vector<float> x = random_rows(rng, n, d);
+  IVFIndex index(d, 16, Metric::Cosine, 16, 3, 10);
+  index.train(x.data(), n, 2);
+  index.add(x.data(), n, nullptr, 2);
+  std::vector<idx_t> gone = {5, 17, 2999};
+  index.remove(gone.data(), gone.size());
+  SearchParams p;
+  p.k = 10;
+  p.nprobe = 16;
+  p.search_dim = 24;
+  p.rerank_dim = 48;
+  p.rerank_k = 40;
+  const size_t nq = 20;
+  std::vector<float> s1(nq * 10), s2(nq * 10);
+  std::vector<idx_t> i1(nq * 10), i2(nq * 10);
+  std::vector<double> m1(nq), m2(nq);
+  index.search(x.data(), nq, d, p, s1.data(), i1.data(), m1.data());
+  for (idx_t id : i1) EXPECT(id != 5 && id != 17 && id != 2999, "removed id %lld returned", (long long)id);
+
+  std::string path = "/tmp/adanns_cpp_test_" + std::to_string(::getpid()) + ".adanns";
+  index.save(path);
+  for (bool mmap : {false, true}) {
+    auto loaded = IVFIndex::from_file(read_index_file(path, mmap, true));
+    loaded->search(x.data(), nq, d, p, s2.data(), i2.data(), m2.data());
+    EXPECT(i1 == i2 && s1 == s2, "loaded index (mmap=%d) answers differently", int(mmap));
+    EXPECT(loaded->size() == n - gone.size(), "loaded size %zu", loaded->size());
+  }
+
+  // Flip one byte at several places, and truncate: every variant must be refused.
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  std::vector<unsigned char> bytes;
+  int c;
+  while ((c = std::fgetc(f)) != EOF) bytes.push_back(static_cast<unsigned char>(c));
+  std::fclose(f);
+  auto write = [&](const std::vector<unsigned char>& b) {
+    std::FILE* o = std::fopen(path.c_str(), "wb");
+    std::fwrite(b.data(), 1, b.size(), o);
+    std::fclose(o);
+  };
+  for (size_t pos : {size_t(3), size_t(20), size_t(100), bytes.size() / 2, bytes.size() - 1}) {
+    std::vector<unsigned char> b = bytes;
+    b[pos] ^= 0x40;
+    write(b);
+    bool refused = false;
+    try {
+      IVFIndex::from_file(read_index_file(path, false, true));
+    } catch (const Error&) {
+      refused = true;
+    }
+    EXPECT(refused, "flipped byte at %zu was not detected", pos);
+  }
+  for (size_t len : {size_t(10), size_t(90), bytes.size() - 7}) {
+    write(std::vector<unsigned char>(bytes.begin(), bytes.begin() + len));
+    bool refused = false;
+    try {
+      IVFIndex::from_file(read_index_file(path, true, false));
+    } catch (const Error&) {
+      refused = true;
+    }
+    EXPECT(refused, "truncation to %zu bytes was not detected", len);
+  }
+  std::remove(path.c_str());
+}
+
+int main() {
+  test_kernels_match_scalar();
+  test_ivf_roundtrip_and_corruption();
+  if (failures) {
+    std::fprintf(stderr, "%d failure(s)\n", failures);
+    return 1;
+  }
+  std::printf("cpp core tests passed (levels:");
+  for (SimdLevel l : available_simd_levels()) std::printf(" %s", simd_level_name(l));
+  std::printf(")\n");
+  return 0;
+}
