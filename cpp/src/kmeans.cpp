@@ -86,6 +86,43 @@ void repair_empty_clusters(std::vector<float>& cent, std::vector<size_t>& sizes,
   }
 }
 
+// k-means++ seeding on a random pool of at most kPoolPerCentroid * k rows: a centroid in every
+// well-separated group, at a cost (pool * k * d) far below one Lloyd iteration over the data.
+constexpr size_t kPoolPerCentroid = 16;
+
+std::vector<float> kmeanspp_init(const float* x, size_t m, size_t stride, size_t d, size_t k, Rng& rng) {
+  size_t pool_n = std::min(m, kPoolPerCentroid * k);
+  std::vector<int64_t> pick = sample_without_replacement(rng, static_cast<int64_t>(m), static_cast<int64_t>(pool_n));
+  std::vector<float> pool(pool_n * d);
+  for (size_t i = 0; i < pool_n; ++i) std::copy_n(x + pick[i] * stride, d, pool.data() + i * d);
+
+  std::vector<float> cent(k * d), best(pool_n, std::numeric_limits<float>::infinity()), dist(pool_n);
+  size_t chosen = static_cast<size_t>(rng.below(pool_n));
+  for (size_t c = 0; c < k; ++c) {
+    std::copy_n(pool.data() + chosen * d, d, cent.data() + c * d);
+    if (c + 1 == k) break;
+    one_to_many_l2(cent.data() + c * d, pool.data(), pool_n, d, d, dist.data());
+    double total = 0;
+    for (size_t i = 0; i < pool_n; ++i) {
+      best[i] = std::min(best[i], dist[i]);
+      total += best[i];
+    }
+    // Next centre drawn with probability proportional to the squared distance; when every pool
+    // point already coincides with a centre, any point not yet drawn will do.
+    double target = rng.uniform() * total;
+    chosen = pool_n - 1;
+    for (size_t i = 0; i < pool_n; ++i) {
+      target -= best[i];
+      if (target < 0 && best[i] > 0) {
+        chosen = i;
+        break;
+      }
+    }
+    if (total <= 0) chosen = (c + 1) % pool_n;
+  }
+  return cent;
+}
+
 }  // namespace
 
 KMeansResult kmeans(const float* x, size_t n, size_t stride, size_t d, const KMeansParams& p) {
@@ -110,9 +147,7 @@ KMeansResult kmeans(const float* x, size_t n, size_t stride, size_t d, const KMe
   }
 
   KMeansResult res;
-  res.centroids.resize(k * d);
-  std::vector<int64_t> init = sample_without_replacement(rng, static_cast<int64_t>(m), static_cast<int64_t>(k));
-  for (size_t c = 0; c < k; ++c) std::copy_n(xs + init[c] * xs_stride, d, res.centroids.data() + c * d);
+  res.centroids = kmeanspp_init(xs, m, xs_stride, d, k, rng);
 
   std::vector<int64_t> labels(m);
   std::vector<float> dist(m);

@@ -12,7 +12,7 @@ def kmeans(x, k: int, dim: int | None = None, niter: int = 20, seed: int = 0, th
            max_points_per_centroid: int = 256, return_objective: bool = False):
     """Lloyd's k-means on ``x[:, :dim]``; returns the (k, dim) float32 centroids.
 
-    Initialised with k distinct rows drawn with ``seed``; empty clusters are repaired by splitting
+    Initialised by k-means++ on a seeded pool of 16·k rows; empty clusters are repaired by splitting
     a large one. Inputs above ``max_points_per_centroid * k`` rows are subsampled (seeded), as
     faiss does; 0 disables that. Deterministic for a seed, whatever ``threads`` is. With
     ``return_objective`` also returns the sum of squared distances of the last assignment.

@@ -20,8 +20,8 @@ struct KMeansResult {
   double objective = 0;          // sum of squared distances to the nearest centroid, last pass
 };
 
-// Initialisation: k distinct rows drawn with the seed. Empty clusters are repaired by splitting a
-// large one. Deterministic for a seed, whatever the thread count.
+// Initialisation: k-means++ on a seeded random pool of 16 * k rows. Empty clusters are repaired
+// by splitting a large one. Deterministic for a seed, whatever the thread count.
 KMeansResult kmeans(const float* x, size_t n, size_t stride, size_t d, const KMeansParams& params);
 
 // For each row, the nearest centroid in squared L2 (ties: smaller centroid index), and optionally
