@@ -100,6 +100,23 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("set_simd_level", [](const std::string& name) { set_simd_level(simd_level_from_name(name)); });
 
+  // Index of the first row holding NaN or infinity, or -1: one pass, no temporary arrays.
+  m.def("first_nonfinite_row", [](const FloatArray& x) -> int64_t {
+    Matrix a = matrix(x, "x");
+    py::gil_scoped_release release;
+    for (size_t i = 0; i < a.rows; ++i) {
+      const float* row = a.data + i * a.cols;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // lanes, so the loop vectorises
+      size_t j = 0;
+      for (; j + 8 <= a.cols; j += 8)
+        for (size_t l = 0; l < 8; ++l) acc[l] += row[j + l] * 0.f;  // NaN or inf makes a lane NaN
+      for (; j < a.cols; ++j) acc[0] += row[j] * 0.f;
+      for (float v : acc)
+        if (v != v) return static_cast<int64_t>(i);
+    }
+    return -1;
+  });
+
   // ---- kernel hooks for the tests
   m.def("kernel_block", [](const FloatArray& q, const FloatArray& x, size_t dim, const std::string& metric) {
     Matrix a = matrix(q, "q"), b = matrix(x, "x");

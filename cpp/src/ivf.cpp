@@ -78,6 +78,7 @@ void IVFIndex::train(const float* x, size_t n, int threads) {
   kp.niter = niter_;
   kp.seed = seed_;
   kp.threads = threads;
+  kp.assign_by_ip = metric_ == Metric::IP;
   KMeansResult km;
   if (metric_ == Metric::Cosine) {
     std::vector<float> unit = unit_prefixes(x, n, dim_, cluster_dim_);

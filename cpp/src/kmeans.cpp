@@ -153,10 +153,14 @@ KMeansResult kmeans(const float* x, size_t n, size_t stride, size_t d, const KMe
   std::vector<float> dist(m);
   std::vector<size_t> sizes(k), start(k + 1), members(m);
   for (size_t it = 0; it < p.niter; ++it) {
-    assign_nearest_l2(xs, m, xs_stride, res.centroids.data(), k, d, p.threads, labels.data(), dist.data());
-    double obj = 0;
-    for (size_t i = 0; i < m; ++i) obj += dist[i];
-    res.objective = obj;
+    if (p.assign_by_ip) {
+      assign_max_ip(xs, m, xs_stride, res.centroids.data(), k, d, p.threads, labels.data());
+    } else {
+      assign_nearest_l2(xs, m, xs_stride, res.centroids.data(), k, d, p.threads, labels.data(), dist.data());
+      double obj = 0;
+      for (size_t i = 0; i < m; ++i) obj += dist[i];
+      res.objective = obj;
+    }
 
     // Members of each cluster in row order (counting sort), so every centroid is summed in the
     // same order whatever the thread count.

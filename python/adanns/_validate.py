@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from . import _core
+
 METRICS = ("ip", "l2", "cosine")
 
 
@@ -16,7 +18,7 @@ def as_vectors(x, name: str = "x", dim: int | None = None, max_dim: int | None =
     Other float dtypes are converted; anything else is a TypeError. A 1-D input is one row.
     `dim` demands an exact width, `max_dim` allows prefixes up to that width.
     """
-    arr = np.asarray(x)
+    arr = x if type(x) is np.ndarray else np.asarray(x)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must hold floating-point values, got dtype {arr.dtype}")
     if arr.ndim == 1:
@@ -28,10 +30,11 @@ def as_vectors(x, name: str = "x", dim: int | None = None, max_dim: int | None =
         raise ValueError(f"{name} must have dimension {dim}, got {d}")
     if max_dim is not None and not 1 <= d <= max_dim:
         raise ValueError(f"{name} must have 1..{max_dim} coordinates (a prefix of the index dimension), got {d}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite.all(axis=1))[0])
+    if arr.dtype != np.float32 or not arr.flags.c_contiguous:
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: caught below
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+    row = _core.first_nonfinite_row(arr) if arr.size else -1
+    if row >= 0:
         raise ValueError(f"{name} contains NaN or infinity (first bad row: row {row})")
     return arr
 

@@ -13,11 +13,14 @@ struct KMeansParams {
   uint64_t seed = 0;
   int threads = 0;                       // <= 0: all cores
   size_t max_points_per_centroid = 256;  // larger inputs are subsampled (seeded), as faiss does
+  // Assign points to the centroid of largest inner product instead of the nearest one: the
+  // clusters an inner-product IVF probes are then the ones it was trained on.
+  bool assign_by_ip = false;
 };
 
 struct KMeansResult {
   std::vector<float> centroids;  // k x d
-  double objective = 0;          // sum of squared distances to the nearest centroid, last pass
+  double objective = 0;  // sum of squared distances to the nearest centroid, last pass (L2 assignment only)
 };
 
 // Initialisation: k-means++ on a seeded random pool of 16 * k rows. Empty clusters are repaired
