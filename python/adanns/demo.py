@@ -1,5 +1,12 @@
-"""`make demo`: build an AdANNS-IVF index from the WordNet sample shipped in the repository, search it
-with several per-query settings, and print recall@10 against exact search and the MFLOPs spent.
+"""`make demo`: the product end to end on the WordNet sample shipped in the repository.
+
+1. ``adanns build`` makes an AdANNS-IVF index file from ``base.npy`` (and ``adanns info`` describes it);
+2. ``adanns serve`` starts in the background on a free loopback port with a fresh data directory;
+3. an index is created over HTTP and the vectors are sent as ``.npy`` bodies;
+4. the 200 queries are sent one request each with httpx, with several per-query settings, full 384-d
+   vectors and 64-d Matryoshka prefixes; recall@10 against the exact ground truth (``gt.npy``), the MFLOPs
+   the server reports and the HTTP latency are printed;
+5. the server is stopped.
 
     python -m adanns.demo --data tests/data/wordnet-sample
 """
@@ -7,7 +14,12 @@ with several per-query settings, and print recall@10 against exact search and th
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -15,7 +27,7 @@ import numpy as np
 
 import adanns
 
-# (label, search keyword arguments): one built index, knobs chosen per search.
+# (label, search parameters): one built index, knobs chosen per request.
 SETTINGS = [
     ("rigid: d_s 384, nprobe 8", dict(nprobe=8, search_dim=384)),
     ("d_s 64, nprobe 8", dict(nprobe=8, search_dim=64)),
@@ -24,6 +36,7 @@ SETTINGS = [
     ("d_s 64, nprobe 16, re-rank 100 @384", dict(nprobe=16, search_dim=64, rerank_dim=384, rerank_k=100)),
     ("d_s 32, nprobe 4, re-rank 100 @192", dict(nprobe=4, search_dim=32, rerank_dim=192, rerank_k=100)),
 ]
+PREFIX = 64
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
@@ -31,48 +44,112 @@ def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
     return float(np.mean(hits)) / k
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(*args: str) -> None:
+    """Runs the real ``adanns`` command (as ``python -m adanns.cli``, so no PATH is needed)."""
+    subprocess.run([sys.executable, "-m", "adanns.cli", *args], check=True)
+
+
+def _npy(*arrays) -> bytes:
+    buf = io.BytesIO()
+    for a in arrays:
+        np.save(buf, a)
+    return buf.getvalue()
+
+
+def _start_server(data_dir: str):
+    import httpx
+
+    url = f"http://127.0.0.1:{_free_port()}"
+    proc = subprocess.Popen([sys.executable, "-m", "adanns.cli", "serve", "--data-dir", data_dir,
+                             "--port", url.rsplit(":", 1)[1], "--log-level", "warning"])
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise SystemExit(f"adanns serve exited with status {proc.returncode}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("adanns serve did not start within 30 s")
+
+
+def _search_each(client, queries: np.ndarray, **knobs):
+    """One HTTP request per query, as a client would send them: (ids, mflops, seconds per request)."""
+    ids, mflops, t0 = [], [], time.perf_counter()
+    for q in queries:
+        r = client.post("/indexes/wordnet/search", json={"vector": q.tolist(), "k": 10, **knobs})
+        r.raise_for_status()
+        body = r.json()
+        ids.append(body["results"][0]["ids"])
+        mflops.append(body["mflops"][0])
+    return np.array(ids), float(np.mean(mflops)), (time.perf_counter() - t0) / len(queries)
+
+
 def main(argv=None) -> int:
+    import httpx
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="tests/data/wordnet-sample", help="folder with base.npy and queries.npy")
+    ap.add_argument("--data", default="tests/data/wordnet-sample", help="folder with base.npy, queries.npy, gt.npy")
     ap.add_argument("--nlist", type=int, default=64)
     ap.add_argument("--cluster-dim", type=int, default=64)
     args = ap.parse_args(argv)
 
-    base = np.load(os.path.join(args.data, "base.npy")).astype(np.float32)
+    base_path = os.path.join(args.data, "base.npy")
+    base = np.load(base_path).astype(np.float32)
     queries = np.load(os.path.join(args.data, "queries.npy")).astype(np.float32)
+    truth = np.load(os.path.join(args.data, "gt.npy"))[:, :10]
     n, dim = base.shape
     print(f"adanns {adanns.__version__} | SIMD level: {adanns.simd_level()} | data: {args.data}")
     print(f"base {n} x {dim}, {len(queries)} queries (WordNet glosses, all-MiniLM-L6-v2, PCA-ordered)")
+    print(f"exact search: {n * dim / 1e6:.2f} MFLOPs/query (ground truth: gt.npy)\n")
 
-    exact = adanns.FlatIndex(dim, metric="ip")
-    exact.add(base)
-    truth = exact.search(queries, k=10)
-    print(f"exact search: {truth.mflops.mean():.2f} MFLOPs/query")
+    with tempfile.TemporaryDirectory(prefix="adanns-demo-") as tmp:
+        index_file = os.path.join(tmp, "wordnet.adanns")
+        print(f"$ adanns build {base_path} -o {index_file} --nlist {args.nlist} --cluster-dim {args.cluster_dim}")
+        _cli("build", base_path, "-o", index_file, "--nlist", str(args.nlist), "--cluster-dim",
+             str(args.cluster_dim), "--train-size", str(n))
+        print(f"$ adanns info {index_file}")
+        _cli("info", index_file)
 
-    t0 = time.perf_counter()
-    index = adanns.IVFIndex(dim, nlist=args.nlist, metric="ip", cluster_dim=args.cluster_dim, seed=0)
-    index.train(base)
-    index.add(base)
-    print(f"built IVF: nlist {index.nlist}, clustered on the first {index.cluster_dim} coordinates, "
-          f"{len(index)} vectors, {time.perf_counter() - t0:.2f} s")
+        data_dir = os.path.join(tmp, "data")
+        proc, url = _start_server(data_dir)
+        print(f"\n$ adanns serve --data-dir {data_dir}   # in the background, {url}")
+        try:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                t0 = time.perf_counter()
+                client.put("/indexes/wordnet", json={
+                    "dim": dim, "metric": "ip", "kind": "ivf",
+                    "params": {"nlist": args.nlist, "cluster_dim": args.cluster_dim, "train_size": n},
+                }).raise_for_status()
+                for a in range(0, n, 1000):  # .npy bodies; the index trains once train_size vectors are in
+                    client.post("/indexes/wordnet/vectors", content=_npy(base[a:a + 1000], np.arange(a, min(n, a + 1000))),
+                                headers={"content-type": "application/x-npy"}).raise_for_status()
+                info = client.get("/indexes/wordnet").json()
+                print(f"PUT /indexes/wordnet + POST vectors: {info['count']} vectors, trained {info['trained']}, "
+                      f"{info['bytes'] / 1e6:.1f} MB, {time.perf_counter() - t0:.2f} s")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "wordnet.adanns")
-        index.save(path)
-        index = adanns.load(path, mmap=True)  # the vectors stay on disk, mapped
-        print(f"saved and reloaded (mmap): {os.path.getsize(path) / 1e6:.1f} MB")
-
-        print(f"\n{'setting':40s} {'recall@10':>9s} {'MFLOPs/q':>9s} {'QPS':>8s}")
-        for label, kw in SETTINGS:
-            t = time.perf_counter()
-            res = index.search(queries, k=10, **kw)
-            qps = len(queries) / (time.perf_counter() - t)
-            print(f"{label:40s} {recall_at(res.ids, truth.ids):9.3f} {res.mflops.mean():9.3f} {qps:8.0f}")
-
-        # A Matryoshka prefix: the query itself is only 64 coordinates long.
-        res = index.search(queries[:, :64], k=10, nprobe=8)
-        print(f"{'64-d query prefix, nprobe 8':40s} {recall_at(res.ids, truth.ids):9.3f} {res.mflops.mean():9.3f}")
-        del index
+                print(f"\nPOST /indexes/wordnet/search, one request per query, k = 10:")
+                print(f"{'setting':44s} {'recall@10':>9s} {'MFLOPs/q':>9s} {'ms/req':>7s}")
+                for label, kw in SETTINGS:
+                    ids, mflops, sec = _search_each(client, queries, **kw)
+                    print(f"{label:44s} {recall_at(ids, truth):9.3f} {mflops:9.3f} {sec * 1e3:7.2f}")
+                # Matryoshka prefixes: the queries themselves are only 64 coordinates long.
+                for label, kw in [(f"{PREFIX}-d query prefix, nprobe 8", dict(nprobe=8)),
+                                  (f"{PREFIX}-d query prefix, nprobe 16", dict(nprobe=16))]:
+                    ids, mflops, sec = _search_each(client, queries[:, :PREFIX], **kw)
+                    print(f"{label:44s} {recall_at(ids, truth):9.3f} {mflops:9.3f} {sec * 1e3:7.2f}")
+        finally:
+            proc.send_signal(signal.SIGINT)  # graceful: the server writes its snapshot and exits
+            proc.wait(30)
+        print(f"\nserver stopped (exit status {proc.returncode}); snapshot left in {data_dir}: "
+              f"{sorted(os.listdir(os.path.join(data_dir, 'wordnet')))}")
     return 0
 
 

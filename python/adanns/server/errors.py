@@ -1,0 +1,40 @@
+"""Errors the service answers with a JSON 4xx; every layer raises these instead of returning codes."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status = 400
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class BodyTooLarge(ApiError):
+    status = 413
+
+
+class Invalid(ApiError):
+    status = 422
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+def describe_validation(errors: list) -> str:
+    """pydantic's error list as one readable line: ``body.vectors.0.3: Input should be a valid number``."""
+    parts = []
+    for e in errors:
+        loc = ".".join(str(p) for p in e.get("loc", ()))
+        parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
+    return "; ".join(parts[:10]) + (f"; ... ({len(parts) - 10} more)" if len(parts) > 10 else "")

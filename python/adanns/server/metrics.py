@@ -1,0 +1,71 @@
+"""Prometheus metrics: requests and latency per route (ASGI middleware), vectors and bytes per index
+(collected at scrape time). Each app has its own registry, so several apps can live in one process."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+# Service latencies sit between ~100 µs and seconds.
+_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    def __init__(self, store_getter):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("adanns_requests", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("adanns_request_seconds", "HTTP request latency by route and method",
+                                 ["route", "method"], buckets=_BUCKETS, registry=self.registry)
+        self.registry.register(_IndexCollector(store_getter))
+
+
+class _IndexCollector:
+    def __init__(self, store_getter):
+        self._store = store_getter
+
+    def collect(self):
+        vectors = GaugeMetricFamily("adanns_index_vectors", "vectors held per index", labels=["index"])
+        size = GaugeMetricFamily("adanns_index_bytes", "bytes held per index (vectors, ids, centroids)",
+                                 labels=["index"])
+        store = self._store()
+        if store is not None:
+            for name in store.names():
+                try:
+                    count, nbytes = store.get(name).stats()
+                except Exception:  # deleted between names() and get(): skip it
+                    continue
+                vectors.add_metric([name], count)
+                size.add_metric([name], nbytes)
+        yield vectors
+        yield size
+
+
+class MetricsMiddleware:
+    """Labels by route template (``/indexes/{name}/search``), not raw path, to keep label sets bounded."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = 500
+
+        async def recording_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(path, scope["method"]).observe(time.perf_counter() - start)

@@ -1,0 +1,84 @@
+"""Request and response bodies (pydantic). Strict types: a string where a number belongs is a 422,
+not a silent conversion."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+Metric = Literal["ip", "l2", "cosine"]
+Kind = Literal["flat", "ivf"]
+Id = Annotated[StrictInt, Field(ge=0, lt=2**63)]
+Vector = Annotated[list[float], Field(min_length=1)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class IndexSpec(_Body):
+    dim: Annotated[StrictInt, Field(ge=1, le=65536)]
+    metric: Metric = "ip"
+    kind: Kind = "ivf"
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="ivf: nlist, cluster_dim, seed, niter, train_size; flat: none")
+
+
+class IndexInfo(BaseModel):
+    name: str
+    dim: int
+    metric: str
+    kind: str
+    params: dict[str, Any]
+    count: int
+    trained: bool
+    bytes: int
+
+
+class IndexList(BaseModel):
+    indexes: list[str]
+
+
+class Upsert(_Body):
+    ids: Annotated[list[Id], Field(min_length=1)]
+    vectors: Annotated[list[Vector], Field(min_length=1)]
+
+
+class Removal(_Body):
+    ids: Annotated[list[Id], Field(min_length=1)]
+
+
+class WriteAck(BaseModel):
+    count: int = Field(description="vectors written or removed by this request")
+    total: int = Field(description="vectors in the index afterwards")
+
+
+class SearchRequest(_Body):
+    vector: Optional[Vector] = None
+    vectors: Optional[Annotated[list[Vector], Field(min_length=1)]] = None
+    k: Annotated[StrictInt, Field(ge=1, le=10_000)] = 10
+    search_dim: Optional[Annotated[StrictInt, Field(ge=1)]] = None
+    nprobe: Optional[Annotated[StrictInt, Field(ge=1)]] = None
+    rerank_dim: Optional[Annotated[StrictInt, Field(ge=1)]] = None
+    rerank_k: Optional[Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = None
+
+    @model_validator(mode="after")
+    def _one_of_vector_or_vectors(self):
+        if (self.vector is None) == (self.vectors is None):
+            raise ValueError("give exactly one of 'vector' (one query) or 'vectors' (a batch)")
+        return self
+
+
+class Hits(BaseModel):
+    ids: list[int]
+    scores: list[Optional[float]] = Field(description="null where there is no hit (id -1)")
+
+
+class SearchResponse(BaseModel):
+    results: list[Hits]
+    mflops: list[float]
+
+
+class Error(BaseModel):
+    detail: Any
