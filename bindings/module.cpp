@@ -214,6 +214,9 @@ PYBIND11_MODULE(_core, m) {
       .def("estimate_mflops", [](const FlatIndex& f, size_t k, size_t search_dim, size_t rerank_dim, size_t rerank_k) {
         return f.estimate_mflops(make_params(k, 1, search_dim, rerank_dim, rerank_k, 1));
       })
+      .def("ids", [](const FlatIndex& f) { return py::array_t<int64_t>(py::cast(f.ids())); })
+      .def("user_meta", [](const FlatIndex& f) { return py::bytes(f.user_meta()); })
+      .def("set_user_meta", [](FlatIndex& f, const py::bytes& b) { f.set_user_meta(std::string(b)); })
       .def("save", [](const FlatIndex& f, const std::string& path) {
         py::gil_scoped_release release;
         f.save(path);
@@ -268,6 +271,9 @@ PYBIND11_MODULE(_core, m) {
                                  size_t rerank_dim, size_t rerank_k) {
         return f.estimate_mflops(make_params(k, nprobe, search_dim, rerank_dim, rerank_k, 1), qdim);
       })
+      .def("ids", [](const IVFIndex& f) { return py::array_t<int64_t>(py::cast(f.ids())); })
+      .def("user_meta", [](const IVFIndex& f) { return py::bytes(f.user_meta()); })
+      .def("set_user_meta", [](IVFIndex& f, const py::bytes& b) { f.set_user_meta(std::string(b)); })
       .def("save", [](const IVFIndex& f, const std::string& path) {
         py::gil_scoped_release release;
         f.save(path);

@@ -21,14 +21,14 @@ from hypothesis import HealthCheck, settings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 settings.register_profile(
-    "default",
-    max_examples=25,
+    "adanns",
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )
-settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=300)
-settings.load_profile(os.environ.get("ADANNS_HYPOTHESIS_PROFILE", "default"))
+settings.register_profile("thorough", parent=settings.get_profile("adanns"), max_examples=300)
+settings.load_profile(os.environ.get("ADANNS_HYPOTHESIS_PROFILE", "adanns"))
 
 _SEED_KEY = "rng_seed"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import adanns
-from _reference import METRICS, assert_same_snapshot, gaussian, snapshot
+from _reference import assert_same_snapshot, gaussian, snapshot
 
 D = 12
 

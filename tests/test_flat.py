@@ -369,3 +369,40 @@ def test_flat_search_equals_brute_force_property(n, d, k, metric, data):
     q = gaussian(rng, 4, m)
     res = _flat(x, metric).search(q, k=k, search_dim=s)
     assert_topk_matches(res, ref_scores(q, x, s, metric), np.arange(n), k, metric, score_tol(q, x, s, metric))
+
+
+@given(
+    n=st.integers(1, 200),
+    d=st.integers(2, 40),
+    k=st.integers(1, 15),
+    metric=st.sampled_from(METRICS),
+    data=st.data(),
+)
+def test_flat_rerank_equals_two_stage_reference_property(n, d, k, metric, data):
+    m = data.draw(st.integers(2, d), label="query_len")
+    r = data.draw(st.integers(2, m), label="rerank_dim")
+    s = data.draw(st.integers(1, r - 1), label="search_dim")
+    rk = data.draw(st.integers(k, max(k, n) + 5), label="rerank_k")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    x = gaussian(rng, n, d)
+    q = gaussian(rng, 3, m)
+    res = _flat(x, metric).search(q, k=k, search_dim=s, rerank_dim=r, rerank_k=rk)
+    assert_rerank_matches(
+        res, ref_scores(q, x, s, metric), ref_scores(q, x, r, metric), np.arange(n), k, rk, metric,
+        score_tol(q, x, s, metric), score_tol(q, x, r, metric),
+    )
+
+
+def test_concurrent_searches_from_python_threads_match_serial(rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = gaussian(rng, 3000, 32)
+    qs = [gaussian(rng, 17, 32) for _ in range(8)]
+    index = _flat(x, "cosine")
+    serial = [index.search(q, k=10, search_dim=16, threads=2) for q in qs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda q: index.search(q, k=10, search_dim=16, threads=2), qs))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_array_equal(a.scores, b.scores)

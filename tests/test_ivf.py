@@ -391,6 +391,17 @@ def test_mflops_with_partial_probe_l2_matches_nearest_centroids(rng):
             assert mf[qi] == pytest.approx((12 * 16 + rows * 16) / 1e6, rel=1e-9), (qi, nprobe)
 
 
+def test_mflops_rerank_term_counts_only_the_candidates_found(rng):
+    x = gaussian(rng, 1200, 16)
+    q = gaussian(rng, 10, 16)
+    index = _ivf(x, 12, "ip")
+    for nprobe, rerank_k in [(1, 10**4), (2, 50), (12, 300)]:
+        plain = np.asarray(index.search(q, k=5, nprobe=nprobe, search_dim=4).mflops)
+        rows = np.round((plain * 1e6 - 12 * 16) / 4)
+        res = index.search(q, k=5, nprobe=nprobe, search_dim=4, rerank_dim=16, rerank_k=rerank_k)
+        np.testing.assert_allclose(res.mflops, plain + np.minimum(rerank_k, rows) * 16 / 1e6, rtol=1e-9)
+
+
 # --------------------------------------------------------------------------- property
 
 
@@ -413,3 +424,40 @@ def test_exhaustive_probe_equals_brute_force_property(n, d, k, metric, rerank, d
     kw = {"search_dim": d, "rerank_dim": d} if rerank else {}
     res = index.search(q, k=k, nprobe=nlist, **kw)
     assert_topk_matches(res, ref_scores(q, x, d, metric), np.arange(n), k, metric, score_tol(q, x, d, metric))
+
+
+@given(
+    n=st.integers(2, 300),
+    d=st.integers(1, 24),
+    k=st.integers(1, 15),
+    metric=st.sampled_from(METRICS),
+    data=st.data(),
+)
+def test_more_probes_never_worse_property(n, d, k, metric, data):
+    nlist = data.draw(st.integers(2, min(n, 12)), label="nlist")
+    a = data.draw(st.integers(1, nlist - 1), label="nprobe_small")
+    b = data.draw(st.integers(a + 1, nlist), label="nprobe_large")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    rng = np.random.default_rng(seed)
+    x = gaussian(rng, n, d)
+    q = gaussian(rng, 4, d)
+    index = _ivf(x, nlist, metric, seed=seed % 1000)
+    sign = 1.0 if larger_is_better(metric) else -1.0
+    few = sign * np.asarray(index.search(q, k=k, nprobe=a).scores, dtype=np.float64)
+    many = sign * np.asarray(index.search(q, k=k, nprobe=b).scores, dtype=np.float64)
+    tol = score_tol(q, x, d, metric)[:, None]
+    assert np.all(many >= few - tol)
+
+
+def test_concurrent_searches_from_python_threads_match_serial(rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = gaussian(rng, 3000, 32)
+    index = _ivf(x, 16, "l2")
+    qs = [gaussian(rng, 17, 32) for _ in range(8)]
+    serial = [index.search(q, k=10, nprobe=4, threads=2) for q in qs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda q: index.search(q, k=10, nprobe=4, threads=2), qs))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_array_equal(a.scores, b.scores)

@@ -134,6 +134,12 @@ uint64_t MetaReader::u64() { uint64_t v; get(&v, sizeof v); return v; }
 int64_t MetaReader::i64() { int64_t v; get(&v, sizeof v); return v; }
 void MetaReader::f32s(float* out, size_t n) { get(out, n * sizeof(float)); }
 void MetaReader::i64s(int64_t* out, size_t n) { get(out, n * sizeof(int64_t)); }
+std::string MetaReader::str() {
+  uint64_t n = count(n_ - pos_, "string length");
+  std::string out(n, '\0');
+  get(out.data(), n);
+  return out;
+}
 uint64_t MetaReader::count(uint64_t max, const char* what) {
   uint64_t v = u64();
   if (v > max) raise("corrupt index file: implausible ", what, " ", v);

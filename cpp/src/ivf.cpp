@@ -241,6 +241,24 @@ double IVFIndex::estimate_mflops(const SearchParams& p, size_t qdim) const {
   return (static_cast<double>(nlist_) * dcu + rows * p.search_dim + reranked * p.rerank_dim) * 1e-6;
 }
 
+std::vector<idx_t> IVFIndex::ids() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<idx_t> out;
+  out.reserve(ids_.size());
+  for (const RowStore& l : lists_) out.insert(out.end(), l.ids(), l.ids() + l.size());
+  return out;
+}
+
+std::string IVFIndex::user_meta() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return user_meta_;
+}
+
+void IVFIndex::set_user_meta(std::string meta) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  user_meta_ = std::move(meta);
+}
+
 void IVFIndex::save(const std::string& path) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   MetaWriter m;
@@ -259,6 +277,7 @@ void IVFIndex::save(const std::string& path) const {
     m.i64s(l.ids(), l.size());
     if (l.size()) data.push_back({l.vectors(), l.vector_bytes(dim_)});
   }
+  m.str(user_meta_);
   write_index_file(path, IndexKind::IVF, m.bytes(), data);
 }
 
@@ -299,6 +318,7 @@ std::unique_ptr<IVFIndex> IVFIndex::from_file(IndexFile f) {
     }
     offset += n * dim;
   }
+  index->user_meta_ = r.str();
   r.expect_end();
   ADANNS_CHECK(offset == f.data_floats, "corrupt index file: lists hold ", offset, " floats, data has ",
                f.data_floats);

@@ -80,13 +80,24 @@ class _Index:
     def __len__(self) -> int:
         return self._impl.size()
 
+    def ids(self) -> np.ndarray:
+        """Every id the index holds (int64), in storage order."""
+        return self._impl.ids()
+
+    def __contains__(self, id_) -> bool:
+        return bool(np.isin(id_, self._impl.ids()).all())
+
     def remove(self, ids) -> int:
         """Removes the given ids; returns how many. An unknown id raises KeyError and nothing is removed."""
         return self._impl.remove(v.as_ids(ids))
 
     def save(self, path) -> None:
         """Writes the index to ``path`` (atomically: temporary file, fsync, rename)."""
-        self._impl.save(os.fspath(path))
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"cannot save to {path!r}: folder {folder!r} does not exist")
+        self._impl.save(path)
 
     @classmethod
     def _wrap(cls, impl):

@@ -31,6 +31,12 @@ class FlatIndex {
               idx_t* ids, double* mflops) const;
   double estimate_mflops(const SearchParams& p) const;
 
+  // Every id held, in storage order.
+  std::vector<idx_t> ids() const;
+  // Opaque bytes saved with the index (the Python layer keeps its tuning results there).
+  std::string user_meta() const;
+  void set_user_meta(std::string meta);
+
   void save(const std::string& path) const;
   static std::unique_ptr<FlatIndex> from_file(IndexFile file);
 
@@ -39,6 +45,7 @@ class FlatIndex {
   Metric metric_;
   RowStore rows_;
   IdMap ids_;
+  std::string user_meta_;
   std::shared_ptr<MappedFile> mapping_;
   mutable std::shared_mutex mu_;  // searches share, writes are exclusive
 };

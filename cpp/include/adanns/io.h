@@ -28,6 +28,10 @@ class MetaWriter {
   void i64(int64_t v) { put(&v, sizeof v); }
   void f32s(const float* p, size_t n) { put(p, n * sizeof(float)); }
   void i64s(const int64_t* p, size_t n) { put(p, n * sizeof(int64_t)); }
+  void str(const std::string& s) {  // length-prefixed
+    u64(s.size());
+    put(s.data(), s.size());
+  }
   const std::vector<uint8_t>& bytes() const { return buf_; }
 
  private:
@@ -43,6 +47,7 @@ class MetaReader {
   int64_t i64();
   void f32s(float* out, size_t n);
   void i64s(int64_t* out, size_t n);
+  std::string str();
   // A count that must be plausible (guards allocations against corrupted sizes).
   uint64_t count(uint64_t max, const char* what);
   void expect_end() const;

@@ -44,6 +44,12 @@ class IVFIndex {
   // falls into them, so the expected rows scanned are nprobe * sum(s^2) / sum(s).
   double estimate_mflops(const SearchParams& p, size_t qdim) const;
 
+  // Every id held, in storage order.
+  std::vector<idx_t> ids() const;
+  // Opaque bytes saved with the index (the Python layer keeps its tuning results there).
+  std::string user_meta() const;
+  void set_user_meta(std::string meta);
+
   void save(const std::string& path) const;
   static std::unique_ptr<IVFIndex> from_file(IndexFile file);
 
@@ -64,6 +70,7 @@ class IVFIndex {
   PackedRows packed_centroids_;        // for the coarse GEMM
   std::vector<RowStore> lists_;
   IdMap ids_;
+  std::string user_meta_;
   std::shared_ptr<MappedFile> mapping_;
   mutable std::shared_mutex mu_;
 };
