@@ -78,3 +78,32 @@ def test_errors_print_a_message_and_exit_non_zero(tmp_path, base, argv_tail, mes
 def test_bad_command_line_exits_2():
     r = subprocess.run([sys.executable, "-m", "adanns.cli", "build"], capture_output=True, text=True)
     assert r.returncode == 2 and "required" in r.stderr
+
+
+def test_serve_imports_a_built_file_and_answers_like_the_python_api(tmp_path, base):
+    """`adanns build` then `adanns serve --index NAME=FILE`: the served index is the built one."""
+    from _server import Server
+
+    path, x = base
+    index_file = str(tmp_path / "built.adanns")
+    assert main(["build", str(path), "-o", index_file, "--nlist", "8", "--cluster-dim", "16", "-q"]) == 0
+    built = adanns.load(index_file)
+    queries = x[:5]
+    expected = built.search(queries, k=5, nprobe=4)
+    server = Server(tmp_path / "data", extra_args=["--index", f"built={index_file}"]).start()
+    try:
+        with server.client() as client:
+            info = client.get("/indexes/built").json()
+            assert (info["count"], info["kind"], info["params"]["nlist"]) == (len(built), "ivf", 8)
+            got = client.post("/indexes/built/search", json={"vectors": queries.tolist(), "k": 5, "nprobe": 4}).json()
+            assert [r["ids"] for r in got["results"]] == expected.ids.tolist()
+            # writes go on from there: an upsert of a new id is found
+            client.post("/indexes/built/vectors", json={"ids": [10**9], "vectors": [queries[0].tolist()]}).raise_for_status()
+            assert client.get("/indexes/built").json()["count"] == len(built) + 1
+    finally:
+        server.stop()
+
+
+def test_serve_rejects_a_malformed_index_spec(tmp_path, capsys):
+    assert main(["serve", "--data-dir", str(tmp_path), "--index", "no-equals-sign"]) == 1
+    assert "NAME=FILE" in capsys.readouterr().err

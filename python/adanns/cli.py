@@ -137,6 +137,26 @@ def serve(args) -> int:
         settings.workers = args.workers
     if args.snapshot_every:
         settings.snapshot_every = args.snapshot_every
+    if args.index:
+        from .server.errors import ApiError
+        from .server.store import Store
+
+        store = Store(settings.data_dir, settings.snapshot_every)
+        try:
+            for spec in args.index:
+                name, sep, path = spec.partition("=")
+                if not sep or not name or not path:
+                    raise ValueError(f"--index takes NAME=FILE, got {spec!r}")
+                if name in store.names():
+                    print(f"index {name!r} already in {settings.data_dir}; not importing {path}")
+                    continue
+                try:
+                    c = store.import_file(name, path)
+                except ApiError as e:
+                    raise ValueError(e.detail) from None
+                print(f"imported {path} as index {name!r} ({c.info()['count']} vectors)")
+        finally:
+            store.close()
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.access_log)
     return 0
@@ -190,6 +210,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 64)")
     v.add_argument("--workers", type=_positive, help="threads for searches and writes")
     v.add_argument("--snapshot-every", type=_positive, help="logged writes between snapshots (default 1000)")
+    v.add_argument("--index", action="append", metavar="NAME=FILE",
+                   help="serve an index file built by 'adanns build' under NAME (imported into --data-dir "
+                        "unless NAME exists there); repeatable")
     v.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     v.add_argument("--access-log", action="store_true")
     v.set_defaults(func=serve)

@@ -156,6 +156,14 @@ class IVFIndex(_Index):
         return self._impl.cluster_dim
 
     @property
+    def seed(self) -> int:
+        return self._impl.seed
+
+    @property
+    def niter(self) -> int:
+        return self._impl.niter
+
+    @property
     def is_trained(self) -> bool:
         return self._impl.is_trained
 

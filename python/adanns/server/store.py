@@ -9,7 +9,9 @@ import threading
 import uuid
 from pathlib import Path
 
-from .collection import Collection, Config, fsync_dir
+import adanns
+
+from .collection import Collection, Config, _save_npy, fsync_dir, write_json_atomically
 from .errors import Conflict, Invalid, NotFound
 
 log = logging.getLogger("adanns.server")
@@ -65,6 +67,33 @@ class Store:
             fsync_dir(self.data_dir)
             c = self._collections[name] = Collection.open(folder, self._snapshot_every)
             return c, True
+
+    def import_file(self, name: str, path: Path) -> Collection:
+        """Serves an index file written by ``adanns build`` (or ``index.save``) under ``name``: it becomes
+        the collection's first snapshot, with an empty log."""
+        _check_name(name)
+        index = adanns.load(path)
+        params = {} if isinstance(index, adanns.FlatIndex) else {
+            "nlist": index.nlist, "cluster_dim": index.cluster_dim, "seed": index.seed, "niter": index.niter}
+        kind = "flat" if isinstance(index, adanns.FlatIndex) else "ivf"
+        if kind == "ivf" and not index.is_trained:
+            raise Invalid(f"{path}: an untrained IVF index cannot be served; build it with vectors first")
+        config = Config.resolve(index.dim, index.metric, kind, params)
+        with self._lock:
+            if name in self._collections:
+                raise Conflict(f"index {name!r} already exists")
+            tmp = self.data_dir / f".new-{uuid.uuid4().hex}"
+            snapshot = tmp / "snapshot-0"
+            snapshot.mkdir(parents=True)
+            shutil.copyfile(path, snapshot / "index.adanns")
+            _save_npy(snapshot / "ids.npy", index.ids())
+            fsync_dir(snapshot)
+            write_json_atomically(tmp / "meta.json", {"config": config.as_dict(), "snapshot": "snapshot-0", "seq": 0})
+            folder = self.data_dir / name
+            tmp.rename(folder)
+            fsync_dir(self.data_dir)
+            c = self._collections[name] = Collection.open(folder, self._snapshot_every)
+            return c
 
     def delete(self, name: str) -> None:
         c = self.get(name)
