@@ -10,6 +10,7 @@ import numpy as np
 from . import _core
 
 METRICS = ("ip", "l2", "cosine")
+_CPUS = os.cpu_count() or 1
 
 
 def as_vectors(x, name: str = "x", dim: int | None = None, max_dim: int | None = None) -> np.ndarray:
@@ -58,6 +59,8 @@ def as_ids(ids, n: int | None = None, name: str = "ids") -> np.ndarray:
 
 
 def positive_int(value, name: str, minimum: int = 1) -> int:
+    if type(value) is int and value >= minimum:  # the common case, without the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if value < minimum:
@@ -72,7 +75,7 @@ def optional_int(value, name: str, minimum: int = 1) -> int | None:
 def threads(value) -> int:
     """Thread count for native calls: None means all cores."""
     if value is None:
-        return os.cpu_count() or 1
+        return _CPUS
     return positive_int(value, "threads")
 
 

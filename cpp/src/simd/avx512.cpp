@@ -33,6 +33,9 @@ inline void tile(const float* q, size_t qs, const float* x, size_t xs, size_t d,
   for (; j + 16 <= d; j += 16) {
     __m512 xv[NX];
     for (int c = 0; c < NX; ++c) {
+      // One query streams rows from memory once: ask for the rows NX ahead early (one line per
+      // prefetch), which lifts a single core's bandwidth. Prefetches never fault past the end.
+      if (NQ == 1) _mm_prefetch(reinterpret_cast<const char*>(x + (c + NX) * xs + j), _MM_HINT_T0);
       xv[c] = _mm512_loadu_ps(x + c * xs + j);
       if (kNorm) nacc[c] = _mm512_fmadd_ps(xv[c], xv[c], nacc[c]);
     }
