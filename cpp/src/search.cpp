@@ -49,7 +49,13 @@ inline float to_dist(Metric metric, float v, float row_norm_sq) {
   return v;
 }
 
-constexpr size_t kRowBlock = 256;  // rows scored per kernel call: stays in L2 across the queries
+constexpr size_t kRowBlock = 256;
+constexpr size_t kPrefetchAhead = 8;  // candidates whose rows are requested before they are read
+
+inline void prefetch_prefix(const float* row, size_t d) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (size_t off = 0; off < d * sizeof(float); off += 64) __builtin_prefetch(p + off, 0, 3);
+}  // rows scored per kernel call: stays in L2 across the queries
 
 }  // namespace
 
@@ -103,18 +109,24 @@ void finish_search(Metric metric, const PreparedQueries& pq, const SearchParams&
   const float pad = padding_score(metric);
   const size_t dr = p.rerank_dim;
   std::vector<float> gathered, values, norms;
+  std::vector<Candidate> cand;
   for (size_t i = 0; i < pq.nq; ++i) {
-    std::vector<Candidate> cand = heaps[i].sorted();
-    while (!cand.empty() && cand.back().id == TopK::kEmptyId) cand.pop_back();
     if (dr > 0) {
-      // Copy the candidates' d_r prefixes together so one kernel call scores them all (rows
-      // side by side hide the FMA latency a row at a time would expose).
+      // Re-ranking only needs the candidate set, not its order.
+      cand = heaps[i].entries();
+      // Copy the candidates' d_r prefixes together so one kernel call scores them all. The rows
+      // are scattered in memory: prefetching a few candidates ahead overlaps their cache misses
+      // instead of paying them one after another.
       const float* rq = pq.rerank.data() + i * dr;
       const size_t nc = cand.size();
       gathered.resize(nc * dr);
       values.resize(nc);
       norms.assign(nc, 0.f);
-      for (size_t c = 0; c < nc; ++c) std::copy_n(cand[c].row, dr, gathered.data() + c * dr);
+      for (size_t c = 0; c < std::min(nc, kPrefetchAhead); ++c) prefetch_prefix(cand[c].row, dr);
+      for (size_t c = 0; c < nc; ++c) {
+        if (c + kPrefetchAhead < nc) prefetch_prefix(cand[c + kPrefetchAhead].row, dr);
+        std::copy_n(cand[c].row, dr, gathered.data() + c * dr);
+      }
       if (metric == Metric::L2)
         block_l2(rq, 1, dr, gathered.data(), nc, dr, dr, values.data(), nc);
       else if (metric == Metric::Cosine)
@@ -123,9 +135,10 @@ void finish_search(Metric metric, const PreparedQueries& pq, const SearchParams&
         block_ip(rq, 1, dr, gathered.data(), nc, dr, dr, values.data(), nc);
       TopK best(p.k);
       for (size_t c = 0; c < nc; ++c) best.push(to_dist(metric, values[c], norms[c]), cand[c].id, cand[c].row);
-      mflops[i] += static_cast<double>(cand.size()) * dr * 1e-6;
+      mflops[i] += static_cast<double>(nc) * dr * 1e-6;
       cand = best.sorted();
-      while (!cand.empty() && cand.back().id == TopK::kEmptyId) cand.pop_back();
+    } else {
+      cand = heaps[i].sorted();
     }
     for (size_t j = 0; j < p.k; ++j) {
       bool have = j < cand.size();
