@@ -19,6 +19,7 @@ from .errors import ApiError, describe_validation
 from .limits import BodyLimit
 from .metrics import Metrics, MetricsMiddleware
 from .routes import health, indexes, search, vectors
+from .search_path import SearchFastPath
 from .store import Store
 
 log = logging.getLogger("adanns.server")
@@ -45,7 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (health.router, indexes.router, vectors.router, search.router):
         app.include_router(router)
     _install_error_handlers(app)
-    # Outermost first: metrics see every response, including a 413 from the body limit.
+    # Added innermost first: the search fast path sits inside the body limit, which sits inside the
+    # metrics, so metrics see every response, including a 413 from the body limit.
+    app.add_middleware(SearchFastPath)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

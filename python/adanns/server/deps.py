@@ -30,10 +30,13 @@ async def run_blocking(request: Request, fn, *args, **kwargs):
 
 
 def require_api_key(request: Request) -> None:
-    key = request.app.state.settings.api_key
+    check_api_key(request.app.state.settings, request.headers.get("authorization"))
+
+
+def check_api_key(settings: Settings, authorization: str | None) -> None:
+    key = settings.api_key
     if not key:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
         raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'")
