@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import adanns
 
+from .batcher import SearchBatcher
 from .config import Settings
 from .errors import ApiError, describe_validation
 from .limits import BodyLimit
@@ -30,6 +31,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.store = Store(settings.data_dir, settings.snapshot_every)
         app.state.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="adanns")
+        app.state.batcher = SearchBatcher(app.state.pool)
         log.info("serving %d indexes from %s", len(app.state.store.names()), settings.data_dir)
         try:
             yield

@@ -275,6 +275,11 @@ class Collection:
     # ------------------------------------------------------------------------------------ reads
     def search(self, queries: np.ndarray, k: int, threads: int, nprobe=None, search_dim=None, rerank_dim=None,
                rerank_k=None) -> adanns.SearchResult:
+        return self.search_checked(self.check_queries(queries), k, threads, nprobe=nprobe, search_dim=search_dim,
+                                   rerank_dim=rerank_dim, rerank_k=rerank_k)
+
+    def check_queries(self, queries: np.ndarray) -> np.ndarray:
+        """The queries as a float32 (n, d) batch with d <= dim, or Invalid."""
         queries = np.asarray(queries)
         if queries.ndim != 2 or queries.shape[0] == 0 or queries.shape[1] == 0:
             raise Invalid(f"queries must be a non-empty (n, d) batch, got shape {queries.shape}")
@@ -286,6 +291,11 @@ class Collection:
         if not np.isfinite(queries).all():
             row = int(np.flatnonzero(~np.isfinite(queries).all(axis=1))[0])
             raise Invalid(f"queries contain NaN or infinity (or values beyond float32; first bad row: {row})")
+        return queries
+
+    def search_checked(self, queries: np.ndarray, k: int, threads: int, nprobe=None, search_dim=None,
+                       rerank_dim=None, rerank_k=None) -> adanns.SearchResult:
+        """Searches queries that passed `check_queries`."""
         if nprobe is not None and self.config.kind != "ivf":
             raise Invalid(f"nprobe applies to kind 'ivf', index {self.name!r} is {self.config.kind!r}")
         knobs = dict(k=k, search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k, threads=threads)

@@ -9,12 +9,10 @@ same `answer_search`, so /docs describes what this serves).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 import re
-from functools import partial
 
 import numpy as np
 from pydantic import ValidationError
@@ -48,11 +46,13 @@ async def answer_search(app, name: str, authorization: str | None, content_type:
     rows = [query.vector] if query.vector is not None else query.vectors
     if len({len(r) for r in rows}) != 1:
         raise Invalid("the vectors of a batch must all have the same length")
-    queries = np.array(rows, dtype=np.float64)  # float64 first: overflow to float32 inf is then caught
-    search = partial(collection.search, queries, query.k, app.state.settings.search_threads, nprobe=query.nprobe,
-                     search_dim=query.search_dim, rerank_dim=query.rerank_dim, rerank_k=query.rerank_k)
-    # On the worker pool: the native search releases the GIL, so searches run side by side.
-    res = await asyncio.get_running_loop().run_in_executor(app.state.pool, search)
+    # float64 first: overflow to float32 inf is then caught by the check.
+    queries = collection.check_queries(np.array(rows, dtype=np.float64))
+    # On the worker pool (the native search releases the GIL, so searches run side by side), merged
+    # with concurrent requests that ask the same of the same index.
+    res = await app.state.batcher.search(collection, queries, query.k, app.state.settings.search_threads,
+                                         nprobe=query.nprobe, search_dim=query.search_dim,
+                                         rerank_dim=query.rerank_dim, rerank_k=query.rerank_k)
     # JSON has no infinity: a padding slot (id -1) gets the score null.
     results = [{"ids": ids, "scores": [s if i >= 0 and math.isfinite(s) else None for i, s in zip(ids, scores)]}
                for ids, scores in zip(res.ids.tolist(), res.scores.tolist())]
