@@ -47,7 +47,7 @@ SearchParams make_params(size_t k, size_t nprobe, size_t search_dim, size_t rera
 }
 
 // Runs index.search with the GIL released and returns (scores, ids, mflops) as new arrays.
-template <class Index, class... Extra>
+template <class Index>
 py::tuple run_search(const Index& index, const FloatArray& q, const SearchParams& p) {
   Matrix m = matrix(q, "queries");
   py::array_t<float> scores({m.rows, p.k});
