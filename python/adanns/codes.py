@@ -137,7 +137,7 @@ def _softmax_grad(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]
 
 
 def _sign(a: np.ndarray) -> np.ndarray:
-    return np.where(a >= 0, 1.0, -1.0)
+    return np.where(a >= 0, np.float32(1), np.float32(-1))
 
 
 class LLC:
