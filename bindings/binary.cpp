@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -65,6 +66,28 @@ void bind_binary(py::module_& m) {
       hamming_distances(qw.data() + i * w, xw.data(), b.rows, w, words_for_bits(bits),
                         mask.empty() ? nullptr : mask.data(), o + i * b.rows);
     return out;
+  });
+
+  // Benchmark hook: seconds to compute nq x nrows distances over `bits`-bit random codes resident in
+  // cache (one reused output row): the kernel's own throughput, with no top-k and no memory traffic.
+  m.def("kernel_hamming_seconds", [](size_t bits, size_t nrows, size_t nq) {
+    ADANNS_CHECK(bits % 8 == 0 && bits >= 8 && bits <= kMaxCodeBits, "bits must be a multiple of 8");
+    const size_t w = words_for_bits(bits);
+    std::vector<uint64_t> x(nrows * w), q(w);
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (auto& v : x) v = (s = s * 6364136223846793005ull + 1442695040888963407ull);
+    for (auto& v : q) v = (s = s * 6364136223846793005ull + 1442695040888963407ull);
+    std::vector<int32_t> out(nrows);
+    std::vector<uint64_t> mask = prefix_mask(bits);
+    py::gil_scoped_release release;
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t i = 0; i < nq; ++i) {
+      q[0] ^= i;  // a different query each pass
+      hamming_distances(q.data(), x.data(), nrows, w, w, mask.empty() ? nullptr : mask.data(), out.data());
+    }
+    volatile int32_t sink = out[nrows / 2];
+    (void)sink;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   });
 
   py::class_<BinaryIndex>(m, "BinaryIndex")
