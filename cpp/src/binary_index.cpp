@@ -17,7 +17,7 @@ constexpr int32_t kPadDist = std::numeric_limits<int32_t>::max();
 
 // Rows per scan block: about 128 KiB of codes, so a block stays in L2 while every query of the
 // thread's batch is run over it.
-size_t block_rows(size_t words) { return std::max<size_t>(64, ((size_t(1) << 17) / (8 * words)) & ~size_t(15)); }
+size_t block_rows(size_t words) { return std::max<size_t>(64, ((size_t(1) << 15) / (8 * words)) & ~size_t(15)); }
 
 }  // namespace
 

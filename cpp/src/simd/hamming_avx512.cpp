@@ -73,15 +73,33 @@ inline __m512i code_counts(const uint64_t* q, const uint64_t* r, size_t nw, cons
   return acc;
 }
 
-// Any width and stride.
+// Any width and stride: eight codes at a time, chunk by chunk (query chunk loaded once, eight
+// accumulators in registers), then folded by the permute tree.
+template <bool kMasked>
 void general(const uint64_t* q, const uint64_t* x, size_t nx, size_t xs, size_t nw, const uint64_t* mask,
              int32_t* out) {
+  const size_t full = nw / 8 * 8;
+  const __mmask8 tail = word_mask(nw - full);
+  const __m512i ones = _mm512_set1_epi64(-1);
   size_t j = 0;
   for (; j + 8 <= nx; j += 8) {
-    __m512i c[8];
-    for (int i = 0; i < 8; ++i) c[i] = code_counts(q, x + (j + i) * xs, nw, mask);
-    __m512i a = pair_sum(pair_sum(c[0], c[1]), pair_sum(c[2], c[3]));
-    __m512i b = pair_sum(pair_sum(c[4], c[5]), pair_sum(c[6], c[7]));
+    const uint64_t* r = x + j * xs;
+    __m512i acc[8];
+    for (int i = 0; i < 8; ++i) acc[i] = _mm512_setzero_si512();
+    for (size_t w = 0; w < full; w += 8) {
+      const __m512i qv = _mm512_loadu_si512(q + w);
+      const __m512i mv = kMasked ? _mm512_loadu_si512(mask + w) : ones;
+      for (int i = 0; i < 8; ++i)
+        acc[i] = _mm512_add_epi64(acc[i], count(qv, _mm512_loadu_si512(r + i * xs + w), mv, kMasked));
+    }
+    if (tail) {
+      const __m512i qv = _mm512_maskz_loadu_epi64(tail, q + full);
+      const __m512i mv = kMasked ? _mm512_maskz_loadu_epi64(tail, mask + full) : ones;
+      for (int i = 0; i < 8; ++i)
+        acc[i] = _mm512_add_epi64(acc[i], count(qv, _mm512_maskz_loadu_epi64(tail, r + i * xs + full), mv, kMasked));
+    }
+    __m512i a = pair_sum(pair_sum(acc[0], acc[1]), pair_sum(acc[2], acc[3]));
+    __m512i b = pair_sum(pair_sum(acc[4], acc[5]), pair_sum(acc[6], acc[7]));
     store8(out + j, pair_sum(a, b));
   }
   for (; j < nx; ++j) out[j] = static_cast<int32_t>(_mm512_reduce_add_epi64(code_counts(q, x + j * xs, nw, mask)));
@@ -108,7 +126,10 @@ void distances(const uint64_t* q, const uint64_t* x, size_t nx, size_t xs, size_
   if (xs == nw && nw == 2) return packed<2>(q, x, nx, mask, out);
   if (xs == nw && nw == 4) return packed<4>(q, x, nx, mask, out);
   if (nw == 1) return gathered1(q, x, nx, xs, mask, out);
-  general(q, x, nx, xs, nw, mask, out);
+  if (mask)
+    general<true>(q, x, nx, xs, nw, mask, out);
+  else
+    general<false>(q, x, nx, xs, nw, mask, out);
 }
 
 size_t select_le(const int32_t* d, size_t n, int32_t t, uint32_t* idx) {
