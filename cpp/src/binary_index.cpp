@@ -6,8 +6,8 @@
 
 #include "adanns/distances.h"
 #include "adanns/hamming.h"
+#include "adanns/hamming_topk.h"
 #include "adanns/threads.h"
-#include "adanns/topk.h"
 
 namespace adanns {
 
@@ -97,8 +97,7 @@ std::vector<uint64_t> BinaryIndex::pad_queries(const uint8_t* q, size_t nq, size
   return out;
 }
 
-template <class Heap>
-void BinaryIndex::scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, std::vector<Heap>& heaps) const {
+void BinaryIndex::scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, std::vector<HammingTopK>& heaps) const {
   const size_t n = row_ids_.size(), nw = words_for_bits(search_bits), bsz = block_rows(words_);
   // Padding bits are zero in codes and queries alike: only a shorter prefix needs a mask.
   const std::vector<uint64_t> mask = search_bits < nbits_ ? prefix_mask(search_bits) : std::vector<uint64_t>();
@@ -110,14 +109,12 @@ void BinaryIndex::scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, s
     const uint64_t* block = codes_.data() + r0 * words_;
     for (size_t i = 0; i < nq; ++i) {
       hamming_distances(qw + i * words_, block, nb, words_, nw, mp, d.data());
-      Heap& h = heaps[i];
-      // Only rows at or below the current k-th distance can enter (equal ones may win on id).
-      const Candidate& w = h.worst();
-      int32_t t = w.id == TopK::kEmptyId ? kPadDist : static_cast<int32_t>(w.dist);
-      size_t m = select_le(d.data(), nb, t, sel.data());
+      HammingTopK& h = heaps[i];
+      // Only rows at or below the current threshold can enter (equal ones may win on id).
+      size_t m = select_le(d.data(), nb, h.threshold(), sel.data());
       for (size_t s = 0; s < m; ++s) {
         size_t r = r0 + sel[s];
-        h.push(static_cast<float>(d[sel[s]]), row_ids_[r], dim_ ? vectors_.data() + r * dim_ : nullptr);
+        h.push(d[sel[s]], row_ids_[r], dim_ ? vectors_.data() + r * dim_ : nullptr);
       }
     }
   }
@@ -131,13 +128,13 @@ void BinaryIndex::search(const uint8_t* q, size_t nq, size_t qbytes, size_t k, s
   const double per_query = static_cast<double>(row_ids_.size()) * words_for_bits(search_bits);
   parallel_for(nq, threads, [&](size_t b, size_t e, int) {
     std::vector<uint64_t> qw = pad_queries(q + b * qbytes, e - b, qbytes);
-    std::vector<TopK> heaps(e - b, TopK(k));
+    std::vector<HammingTopK> heaps(e - b, HammingTopK(k, static_cast<int32_t>(search_bits)));
     scan_topk(qw.data(), e - b, search_bits, heaps);
     for (size_t i = 0; i < e - b; ++i) {
-      std::vector<Candidate> s = heaps[i].sorted();
+      std::vector<HammingTopK::Entry> s = heaps[i].sorted();
       for (size_t j = 0; j < k; ++j) {
-        bool pad = s[j].id == TopK::kEmptyId;
-        dist[(b + i) * k + j] = pad ? kPadDist : static_cast<int32_t>(s[j].dist);
+        bool pad = j >= s.size();
+        dist[(b + i) * k + j] = pad ? kPadDist : s[j].dist;
         out_ids[(b + i) * k + j] = pad ? -1 : s[j].id;
       }
       cost[b + i] = per_query;
@@ -257,14 +254,13 @@ void BinaryIndex::search_rerank(const uint8_t* q, size_t nq, size_t qbytes, cons
   const double scan = static_cast<double>(row_ids_.size()) * words_for_bits(search_bits);
   parallel_for(nq, threads, [&](size_t b, size_t e, int) {
     std::vector<uint64_t> qw = pad_queries(q + b * qbytes, e - b, qbytes);
-    std::vector<TopK> heaps(e - b, TopK(shortlist));
+    std::vector<HammingTopK> heaps(e - b, HammingTopK(shortlist, static_cast<int32_t>(search_bits)));
     scan_topk(qw.data(), e - b, search_bits, heaps);
     std::vector<std::pair<float, idx_t>> rr;
     for (size_t i = 0; i < e - b; ++i) {
       rr.clear();
       const float* qi = qv + (b + i) * qdim;
-      for (const Candidate& c : heaps[i].sorted()) {
-        if (c.id == TopK::kEmptyId) break;
+      for (const HammingTopK::Entry& c : heaps[i].sorted()) {
         float s;
         block_ip(qi, 1, qdim, c.row, 1, dim_, rerank_dim, &s, 1);
         rr.push_back({-s, c.id});  // ascending: best score first, ties by smaller id

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "adanns/common.h"
+#include "adanns/hamming_topk.h"
 #include "adanns/id_map.h"
 #include "adanns/io.h"
 #include "adanns/mih.h"
@@ -82,8 +83,7 @@ class BinaryIndex {
   void check_query(size_t qbytes, size_t search_bits) const;
   std::vector<uint64_t> pad_queries(const uint8_t* q, size_t nq, size_t qbytes) const;
   // Fills heaps (one per query, capacity set by the caller) with the Hamming top entries.
-  template <class Heap>
-  void scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, std::vector<Heap>& heaps) const;
+  void scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, std::vector<HammingTopK>& heaps) const;
   std::shared_ptr<const MultiIndexHash> hash_for_search() const;  // builds under hash_mu_ when missing
 
   size_t nbits_, words_, dim_;
