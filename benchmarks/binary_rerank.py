@@ -31,9 +31,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arg(p)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--shortlists", default="100,200,400,800,1600")
-    p.add_argument("--rerank-dims", default="128,192,256,384")
+    p.add_argument("--shortlists", default="100,150,200,300,400,800")
+    p.add_argument("--rerank-dims", default="192,256,384")
     p.add_argument("--rotations", default="none,itq")
+    p.add_argument("--search-bits", default="128,256")
     p.add_argument("--target", type=float, default=0.95)
     args = p.parse_args()
     faiss.omp_set_num_threads(1)
@@ -47,7 +48,7 @@ def main():
         bz = Binarizer(256, rotation=None if rot == "none" else rot, seed=0).fit(xb)
         index = adanns.BinaryIndex(256, codes=bz.encode(xb), vectors=xb)
         qc = bz.encode(xq)
-        for bits in (128, 256):
+        for bits in [int(b) for b in args.search_bits.split(",")]:
             for sl in [int(s) for s in args.shortlists.split(",")]:
                 for rd in [int(d) for d in args.rerank_dims.split(",")]:
                     run = lambda: index.search_rerank(qc, xq, k=K, shortlist=sl, rerank_dim=rd,  # noqa: E731

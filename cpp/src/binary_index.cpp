@@ -99,22 +99,29 @@ std::vector<uint64_t> BinaryIndex::pad_queries(const uint8_t* q, size_t nq, size
 
 void BinaryIndex::scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, std::vector<HammingTopK>& heaps) const {
   const size_t n = row_ids_.size(), nw = words_for_bits(search_bits), bsz = block_rows(words_);
-  // Padding bits are zero in codes and queries alike: only a shorter prefix needs a mask.
   const std::vector<uint64_t> mask = search_bits < nbits_ ? prefix_mask(search_bits) : std::vector<uint64_t>();
   const uint64_t* mp = mask.empty() ? nullptr : mask.data();
+  // Queries go in groups whose top-k state (buffers and counts) stays in L2 while every block of codes
+  // is run over them; the codes are streamed once per group.
+  const size_t state = heaps.empty() ? 1 : (2 * heaps[0].capacity() + 64) * sizeof(HammingTopK::Entry) +
+                                                (search_bits + 1) * sizeof(size_t);
+  const size_t group = std::min<size_t>(256, std::max<size_t>(8, (size_t(512) << 10) / state));
   std::vector<int32_t> d(bsz);
   std::vector<uint32_t> sel(bsz);
-  for (size_t r0 = 0; r0 < n; r0 += bsz) {
-    const size_t nb = std::min(bsz, n - r0);
-    const uint64_t* block = codes_.data() + r0 * words_;
-    for (size_t i = 0; i < nq; ++i) {
-      hamming_distances(qw + i * words_, block, nb, words_, nw, mp, d.data());
-      HammingTopK& h = heaps[i];
-      // Only rows at or below the current threshold can enter (equal ones may win on id).
-      size_t m = select_le(d.data(), nb, h.threshold(), sel.data());
-      for (size_t s = 0; s < m; ++s) {
-        size_t r = r0 + sel[s];
-        h.push(d[sel[s]], row_ids_[r], dim_ ? vectors_.data() + r * dim_ : nullptr);
+  for (size_t g0 = 0; g0 < nq; g0 += group) {
+    const size_t g1 = std::min(nq, g0 + group);
+    for (size_t r0 = 0; r0 < n; r0 += bsz) {
+      const size_t nb = std::min(bsz, n - r0);
+      const uint64_t* block = codes_.data() + r0 * words_;
+      for (size_t i = g0; i < g1; ++i) {
+        hamming_distances(qw + i * words_, block, nb, words_, nw, mp, d.data());
+        HammingTopK& h = heaps[i];
+        // Only rows at or below the current threshold can enter (equal ones may win on id).
+        size_t m = select_le(d.data(), nb, h.threshold(), sel.data());
+        for (size_t s = 0; s < m; ++s) {
+          size_t r = r0 + sel[s];
+          h.push(d[sel[s]], row_ids_[r], dim_ ? vectors_.data() + r * dim_ : nullptr);
+        }
       }
     }
   }
@@ -260,10 +267,21 @@ void BinaryIndex::search_rerank(const uint8_t* q, size_t nq, size_t qbytes, cons
     for (size_t i = 0; i < e - b; ++i) {
       rr.clear();
       const float* qi = qv + (b + i) * qdim;
-      for (const HammingTopK::Entry& c : heaps[i].sorted()) {
+      std::vector<HammingTopK::Entry> cand = heaps[i].sorted();
+      // The rows are scattered over the whole vector store: fetch a few rows ahead so their cache
+      // misses overlap instead of being paid one row at a time.
+      constexpr size_t kAhead = 6;
+      const size_t row_bytes = rerank_dim * sizeof(float);
+      auto prefetch = [&](size_t c) {
+        const char* p = reinterpret_cast<const char*>(cand[c].row);
+        for (size_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(p + off);
+      };
+      for (size_t c = 0; c < std::min(kAhead, cand.size()); ++c) prefetch(c);
+      for (size_t c = 0; c < cand.size(); ++c) {
+        if (c + kAhead < cand.size()) prefetch(c + kAhead);
         float s;
-        block_ip(qi, 1, qdim, c.row, 1, dim_, rerank_dim, &s, 1);
-        rr.push_back({-s, c.id});  // ascending: best score first, ties by smaller id
+        block_ip(qi, 1, qdim, cand[c].row, 1, dim_, rerank_dim, &s, 1);
+        rr.push_back({-s, cand[c].id});  // ascending: best score first, ties by smaller id
       }
       size_t keep = std::min(k, rr.size());
       std::partial_sort(rr.begin(), rr.begin() + keep, rr.end());

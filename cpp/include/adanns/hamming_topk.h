@@ -24,11 +24,12 @@ class HammingTopK {
 
   HammingTopK(size_t k, int32_t max_dist) : k_(k), t_(max_dist), counts_(static_cast<size_t>(max_dist) + 1, 0) {}
 
+  size_t capacity() const { return k_; }
   // Rows with a larger distance cannot enter: select rows with dist <= threshold().
   int32_t threshold() const { return t_; }
 
   void push(int32_t d, idx_t id, const float* row) {
-    if (d > t_) return;
+    if (d > t_ || (bounded_ && !(Entry{d, id, nullptr} < bound_))) return;
     buf_.push_back({d, id, row});
     ++counts_[d];
     ++at_or_below_;
@@ -48,8 +49,12 @@ class HammingTopK {
   void compact() {
     buf_.erase(std::remove_if(buf_.begin(), buf_.end(), [&](const Entry& e) { return e.dist > t_; }), buf_.end());
     if (buf_.size() >= 2 * k_ + 64) {  // many ties at the threshold: keep exactly the best k
-      std::nth_element(buf_.begin(), buf_.begin() + k_, buf_.end());
+      std::nth_element(buf_.begin(), buf_.begin() + (k_ - 1), buf_.end());
       buf_.resize(k_);
+      // The k-th entry now bounds every later one: ties at the threshold with a larger id are refused
+      // at once (with ids ascending in storage order, all of them).
+      bound_ = buf_[k_ - 1];
+      bounded_ = true;
       std::fill(counts_.begin(), counts_.begin() + t_ + 1, 0);
       for (const Entry& e : buf_) ++counts_[e.dist];
       at_or_below_ = buf_.size();
@@ -61,6 +66,8 @@ class HammingTopK {
   std::vector<size_t> counts_;  // buffered entries per distance (valid up to t_)
   size_t at_or_below_ = 0;      // buffered entries with dist <= t_
   std::vector<Entry> buf_;
+  Entry bound_{0, 0, nullptr};
+  bool bounded_ = false;
 };
 
 }  // namespace adanns
