@@ -51,8 +51,9 @@ def main():
         for bits in [int(b) for b in args.search_bits.split(",")]:
             for sl in [int(s) for s in args.shortlists.split(",")]:
                 for rd in [int(d) for d in args.rerank_dims.split(",")]:
-                    run = lambda: index.search_rerank(qc, xq, k=K, shortlist=sl, rerank_dim=rd,  # noqa: E731
-                                                      search_bits=bits, threads=THREADS)
+                    def run(index=index, qc=qc, sl=sl, rd=rd, bits=bits):  # bound now, not at call time
+                        return index.search_rerank(qc, xq, k=K, shortlist=sl, rerank_dim=rd, search_bits=bits,
+                                                   threads=THREADS)
                     res = run()
                     t = time_fn(run, repeats=1)
                     rec = recall_at(res.ids, c.gt)

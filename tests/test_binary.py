@@ -337,3 +337,20 @@ def test_bad_hash_substrings_raise_value_error(small):
     wide = adanns.BinaryIndex(1024)
     with pytest.raises(ValueError, match="at most 8 bytes"):
         wide.build_hash(2)
+
+
+def test_hash_with_a_huge_radius_falls_back_to_the_scan(rng):
+    x = _codes(rng, 200, 512)
+    index = adanns.BinaryIndex(512, codes=x)
+    index.build_hash(8)  # 64-bit substrings: radius 200 would need C(64, 25) probes per table
+    res = index.range_search(x[:3], 200, method="hash")
+    assert not res.used_hash
+    _assert_range_equal(res, _ref_range(x[:3], x, np.arange(200), 200, 512))
+
+
+def test_lookup_on_a_prefix_narrower_than_any_substring_scans(rng):
+    x = _clustered(rng, 300, 256, flips=1)
+    index = adanns.BinaryIndex(256, codes=x)
+    index.build_hash(4)  # 8-byte substrings
+    want = np.nonzero((x[:, :2] == x[5, :2]).all(axis=1))[0]
+    np.testing.assert_array_equal(index.lookup(x[5, :2]), want)

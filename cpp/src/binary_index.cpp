@@ -193,6 +193,9 @@ RangeResult BinaryIndex::range_search(const uint8_t* q, size_t nq, size_t qbytes
       hash = current ? current : hash_for_search();
       ADANNS_CHECK(hash->usable(search_bits / 8) > 0, "no hash substring lies within the first ", search_bits,
                    " bits (first substring: ", 8 * hash->hi(0), " bits); use a scan");
+      // A radius so large that the probes would outnumber the codes many times over: the scan gives the
+      // same set, without enumerating an astronomical number of keys.
+      if (hash->expected_probes(search_bits / 8, radius) > std::max(16.0 * n, 1e6)) hash.reset();
     } else {
       // Auto: hash when its probes are few next to a scan of every code (a build is paid once).
       size_t subs = current ? current->substrings()

@@ -174,8 +174,9 @@ class BinaryIndex:
     def range_search(self, codes, radius: int, search_bits: int | None = None, method: str = "auto",
                      threads: int | None = None) -> RangeResult:
         """Every code within Hamming distance ``radius``. ``method``: "hash" (multi-index hashing,
-        exact: candidates are verified), "scan", or "auto" (hash when few probes are needed; the
-        tables are built on first use and dropped by add/remove)."""
+        exact: candidates are verified; a radius needing more probes than 16x the codes scans instead),
+        "scan", or "auto" (hash when few probes are needed; the tables are built on first use and
+        dropped by add/remove). ``used_hash`` in the result says which ran."""
         q, bits = self._queries(codes, search_bits)
         if isinstance(radius, bool) or not isinstance(radius, numbers.Integral):
             raise TypeError(f"radius must be an integer, got {type(radius).__name__}")
@@ -192,7 +193,8 @@ class BinaryIndex:
         q = as_codes(code, max_bytes=self.code_bytes, name="code")
         if q.shape[0] != 1:
             raise ValueError(f"lookup takes one code, got {q.shape[0]}; use range_search(codes, 0) for many")
-        res = self.range_search(q, 0, search_bits=search_bits, method="hash" if len(self) else "scan", threads=1)
+        # auto: one hash probe when a substring lies in the prefix (tables built on first use), else a scan
+        res = self.range_search(q, 0, search_bits=search_bits, method="auto", threads=1)
         return np.sort(res.ids)
 
     def build_hash(self, substrings: int | None = None) -> None:
