@@ -19,6 +19,10 @@
 namespace py = pybind11;
 using namespace adanns;
 
+// bindings/binary.cpp
+void bind_binary(py::module_& m);
+py::object binary_index_from_file(IndexFile file);
+
 namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
@@ -279,6 +283,8 @@ PYBIND11_MODULE(_core, m) {
         f.save(path);
       });
 
+  bind_binary(m);
+
   m.def("load", [](const std::string& path, bool mmap, bool verify) -> py::object {
     IndexFile file;
     {
@@ -286,6 +292,7 @@ PYBIND11_MODULE(_core, m) {
       file = read_index_file(path, mmap, verify);
     }
     if (file.kind == IndexKind::Flat) return py::cast(FlatIndex::from_file(std::move(file)));
+    if (file.kind == IndexKind::Binary) return binary_index_from_file(std::move(file));
     return py::cast(IVFIndex::from_file(std::move(file)));
   });
 }

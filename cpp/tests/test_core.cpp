@@ -4,11 +4,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <unistd.h>
 #include <string>
 #include <vector>
 
+#include "adanns/binary_index.h"
 #include "adanns/distances.h"
+#include "adanns/hamming.h"
 #include "adanns/flat.h"
 #include "adanns/io.h"
 #include "adanns/ivf.h"
@@ -142,9 +145,89 @@ static void test_ivf_roundtrip_and_corruption() {
   std::remove(path.c_str());
 }
 
+// Every level's Hamming kernel against a bit-by-bit count, on every word count 1..20 and 64, with and
+// without a prefix mask, contiguous and strided rows (the AVX-512 packed, gathered and tree paths).
+static void test_hamming_kernels_match_bit_count() {
+  LevelGuard guard;
+  Rng rng(5);
+  for (size_t words : {size_t(1), size_t(2), size_t(3), size_t(4), size_t(5), size_t(7), size_t(8), size_t(9),
+                       size_t(15), size_t(16), size_t(17), size_t(20), size_t(64)}) {
+    for (size_t stride : {words, words + 3}) {
+      const size_t nx = 29;
+      std::vector<uint64_t> q(stride), x(nx * stride);
+      for (auto& w : q) w = rng.next();
+      for (auto& w : x) w = rng.next();
+      for (size_t bits : {size_t(8), 64 * words - 8, 64 * words}) {
+        if (bits > 64 * words || bits == 0) continue;
+        std::vector<uint64_t> mask = prefix_mask(bits);
+        const size_t nw = words_for_bits(bits);
+        std::vector<int32_t> want(nx);
+        for (size_t j = 0; j < nx; ++j) {
+          int s = 0;
+          for (size_t b = 0; b < bits; ++b) s += static_cast<int>(((q[b / 64] ^ x[j * stride + b / 64]) >> (b % 64)) & 1);
+          want[j] = s;
+        }
+        for (SimdLevel level : available_simd_levels()) {
+          set_simd_level(level);
+          std::vector<int32_t> got(nx, -1);
+          hamming_distances(q.data(), x.data(), nx, stride, nw, mask.empty() ? nullptr : mask.data(), got.data());
+          EXPECT(got == want, "hamming %s words=%zu stride=%zu bits=%zu", simd_level_name(level), words, stride, bits);
+          std::vector<uint32_t> sel(nx);
+          size_t m = select_le(got.data(), nx, want[3], sel.data());
+          size_t expect_m = 0;
+          for (size_t j = 0; j < nx; ++j) expect_m += want[j] <= want[3];
+          EXPECT(m == expect_m, "select_le %s found %zu of %zu", simd_level_name(level), m, expect_m);
+        }
+      }
+    }
+  }
+}
+
+// Hashed and scanned range searches agree; a binary index survives a file round trip; corruption is refused.
+static void test_binary_index_hash_and_file() {
+  Rng rng(9);
+  const size_t n = 2000, nbits = 64;
+  std::vector<uint8_t> codes(n * 8);
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t c = rng.next() & 0xFFFF0F0F0F0F0F0Full;  // shared zero nibbles: many near neighbours
+    std::memcpy(codes.data() + i * 8, &c, 8);
+  }
+  std::vector<float> vec(n * 3);
+  for (float& v : vec) v = static_cast<float>(rng.uniform());
+  BinaryIndex index(nbits, 3);
+  index.add(codes.data(), n, vec.data(), nullptr);
+  index.build_hash(0);
+  for (int radius : {0, 1, 2, 5, 9}) {
+    RangeResult a = index.range_search(codes.data(), 30, 8, radius, nbits, RangeMethod::Hash, 2);
+    RangeResult b = index.range_search(codes.data(), 30, 8, radius, nbits, RangeMethod::Scan, 1);
+    EXPECT(a.lims == b.lims && a.ids == b.ids && a.dist == b.dist, "hash != scan at radius %d", radius);
+  }
+  std::string path = "/tmp/adanns_cpp_test_bin_" + std::to_string(::getpid()) + ".adanns";
+  index.save(path);
+  auto back = BinaryIndex::from_file(read_index_file(path, false, true));
+  EXPECT(back->codes() == index.codes() && back->ids() == index.ids() && back->vectors() == index.vectors(),
+         "binary index round trip changed the contents");
+  std::FILE* f = std::fopen(path.c_str(), "r+b");
+  std::fseek(f, -5, SEEK_END);
+  int c = std::fgetc(f);
+  std::fseek(f, -5, SEEK_END);
+  std::fputc(c ^ 1, f);
+  std::fclose(f);
+  bool refused = false;
+  try {
+    BinaryIndex::from_file(read_index_file(path, false, true));
+  } catch (const Error&) {
+    refused = true;
+  }
+  EXPECT(refused, "corrupted binary index was loaded");
+  std::remove(path.c_str());
+}
+
 int main() {
   test_kernels_match_scalar();
   test_ivf_roundtrip_and_corruption();
+  test_hamming_kernels_match_bit_count();
+  test_binary_index_hash_and_file();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);
     return 1;

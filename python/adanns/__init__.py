@@ -1,16 +1,29 @@
 """adanns: adaptive vector search on Matryoshka embeddings."""
 
+from . import codes
 from ._core import available_simd_levels, set_simd_level, simd_level
+from .binary import BinaryIndex, HammingResult, RangeResult, RerankResult, hamming_kernel
 from .clustering import kmeans
+from .codes import LLC, Binarizer, CodeClassifier, binarize
 from .index import FlatIndex, IVFIndex, SearchResult, load
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BinaryIndex",
+    "Binarizer",
+    "CodeClassifier",
     "FlatIndex",
+    "HammingResult",
     "IVFIndex",
+    "LLC",
+    "RangeResult",
+    "RerankResult",
     "SearchResult",
     "available_simd_levels",
+    "binarize",
+    "codes",
+    "hamming_kernel",
     "kmeans",
     "load",
     "set_simd_level",

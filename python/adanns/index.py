@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _core
 from . import _validate as v
+from .binary import BinaryIndex
 
 
 class SearchResult:
@@ -217,11 +218,14 @@ class IVFIndex(_Index):
 
 
 def load(path, mmap: bool = False, verify: bool = True):
-    """Loads an index written by ``save``. With ``mmap`` the vectors stay memory-mapped (not read);
+    """Loads an index written by ``save`` (FlatIndex, IVFIndex or BinaryIndex; a BinaryIndex is
+    always read into memory). With ``mmap`` the vectors stay memory-mapped (not read);
     ``verify=False`` then also skips their checksum. Corrupt or truncated files raise ValueError."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no index file at {path!r}")
     impl = _core.load(path, bool(mmap), bool(verify))
+    if isinstance(impl, _core.BinaryIndex):
+        return BinaryIndex._wrap(impl)
     cls = FlatIndex if isinstance(impl, _core.FlatIndex) else IVFIndex
     return cls._wrap(impl)
