@@ -163,7 +163,7 @@ def test_hashed_range_search_returns_exactly_the_brute_force_set(seed, nbytes, r
     except ValueError as e:  # the prefix holds no whole substring
         assert "substring" in str(e)
         return
-    assert res.used_hash
+    # (a radius whose probes would dwarf the codes falls back to a scan; the set must match either way)
     _assert_range_equal(res, ref)
 
 
