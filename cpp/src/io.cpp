@@ -232,7 +232,8 @@ IndexFile read_index_file(const std::string& path, bool mmap, bool verify) {
   if (checksum64(p, kHeaderSize - 8) != h.header_sum) corrupt(path, "header checksum mismatch");
   if (h.version != kFormatVersion)
     corrupt(path, "unsupported format version " + std::to_string(h.version));
-  if (h.kind != static_cast<uint32_t>(IndexKind::Flat) && h.kind != static_cast<uint32_t>(IndexKind::IVF))
+  if (h.kind != static_cast<uint32_t>(IndexKind::Flat) && h.kind != static_cast<uint32_t>(IndexKind::IVF) &&
+      h.kind != static_cast<uint32_t>(IndexKind::PQ))
     corrupt(path, "unknown index kind " + std::to_string(h.kind));
   if (h.meta_off != kHeaderSize || h.meta_size > size || h.data_off < h.meta_off + h.meta_size ||
       h.data_off % kAlign != 0 || h.data_size % sizeof(float) != 0)

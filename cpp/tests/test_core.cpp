@@ -88,8 +88,7 @@ static void test_ivf_roundtrip_and_corruption() {
   p.k = 10;
   p.nprobe = 16;
   p.search_dim = 24;
-  p.rerank_dim = 48;
-  p.rerank_k = 40;
+  p.set_rerank(48, 40);
   const size_t nq = 20;
   std::vector<float> s1(nq * 10), s2(nq * 10);
   std::vector<idx_t> i1(nq * 10), i2(nq * 10);
