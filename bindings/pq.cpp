@@ -1,5 +1,6 @@
 // Bindings of the PQ layer: the quantizer primitives (used by the Python OPQ trainer and the tests)
 // and PQIndex (wrapped by adanns.OPQIndex and adanns.IVFOPQIndex).
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,14 @@ py::array_t<float> to_array(const std::vector<float>& v, size_t cols) {
   py::array_t<float> out({cols ? v.size() / cols : 0, cols});
   std::copy(v.begin(), v.end(), out.mutable_data());
   return out;
+}
+
+// A code beyond ksub would read outside the lookup table.
+void check_codes(const CodeArray& codes, size_t ksub) {
+  const uint8_t* c = codes.data();
+  uint8_t top = 0;
+  for (ssize_t i = 0, n = codes.size(); i < n; ++i) top = std::max(top, c[i]);
+  ADANNS_CHECK(codes.size() == 0 || top < ksub, "code ", int(top), " exceeds ksub - 1 = ", ksub - 1);
 }
 
 Matrix rows_of(const FloatArray& x, size_t min_cols) {
@@ -76,8 +85,7 @@ void bind_pq(py::module_& m) {
     ADANNS_CHECK(codes.ndim() == 2 && static_cast<size_t>(codes.shape(1)) == mm, "codes must be (n, m)");
     ProductQuantizer pq = quantizer(pq_dim, mm, nbits, codebook);
     size_t n = static_cast<size_t>(codes.shape(0));
-    for (ssize_t i = 0; i < codes.size(); ++i)
-      ADANNS_CHECK(codes.data()[i] < pq.ksub(), "code ", int(codes.data()[i]), " exceeds ksub");
+    check_codes(codes, pq.ksub());
     py::array_t<float> out({n, pq_dim});
     pq.decode(codes.data(), n, out.mutable_data());
     return out;
@@ -96,8 +104,7 @@ void bind_pq(py::module_& m) {
   m.def("kernel_adc_scan", [](const FloatArray& lut, const CodeArray& codes) {
     ADANNS_CHECK(lut.ndim() == 2 && codes.ndim() == 2 && codes.shape(1) == lut.shape(0), "lut (m, ksub), codes (n, m)");
     size_t mm = lut.shape(0), ksub = lut.shape(1), n = codes.shape(0);
-    for (ssize_t i = 0; i < codes.size(); ++i)
-      ADANNS_CHECK(codes.data()[i] < ksub, "code ", int(codes.data()[i]), " exceeds ksub");
+    check_codes(codes, ksub);
     py::array_t<float> out(n);
     float* o = out.mutable_data();
     const float* l = lut.data();
