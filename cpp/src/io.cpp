@@ -127,7 +127,7 @@ void MetaWriter::put(const void* p, size_t n) {
 
 void MetaReader::get(void* out, size_t n) {
   if (n > n_ - pos_) raise("corrupt index file: metadata ends early");
-  std::memcpy(out, p_ + pos_, n);
+  if (n) std::memcpy(out, p_ + pos_, n);  // out may be null for an empty read
   pos_ += n;
 }
 uint64_t MetaReader::u64() { uint64_t v; get(&v, sizeof v); return v; }

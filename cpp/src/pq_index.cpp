@@ -235,7 +235,11 @@ size_t PQIndex::remove(const idx_t* ids, size_t n) {
 
 void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams& p, float* scores,
                      idx_t* out_ids, double* mflops) const {
-  validate_search(p, cfg_.dim, qdim);
+  {
+    SearchParams checked = p;
+    checked.search_dim = qdim;  // codes are scanned, not a prefix: search_dim plays no part
+    validate_search(checked, cfg_.dim, qdim);
+  }
   const size_t need = std::max(cfg_.pq_dim, cfg_.cluster_dim);
   ADANNS_CHECK(qdim >= need, "queries must have at least ", need,
                " coordinates (pq_dim and cluster_dim of the index), got ", qdim);
