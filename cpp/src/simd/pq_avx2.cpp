@@ -47,9 +47,44 @@ void adc_scan(const float* lut, size_t ksub, const uint8_t* codes, size_t n, siz
   adc_tail(lut, ksub, codes, i, n, m, out);
 }
 
+// Nearest centroid: 8 centroids per register (see pq_avx512.cpp).
+void nearest(const float* x, size_t n, size_t stride, const float* ct, size_t ksub, size_t dsub,
+             int64_t* labels) {
+  const __m256i step = _mm256_set1_epi32(8);
+  const __m256i lane_idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (size_t i = 0; i < n; ++i) {
+    const float* row = x + i * stride;
+    __m256 best = _mm256_set1_ps(__builtin_inff());
+    __m256i best_idx = _mm256_setzero_si256(), idx = lane_idx;
+    for (size_t c0 = 0; c0 < ksub; c0 += 8) {
+      __m256 acc = _mm256_setzero_ps();
+      for (size_t t = 0; t < dsub; ++t) {
+        __m256 e = _mm256_sub_ps(_mm256_set1_ps(row[t]), _mm256_loadu_ps(ct + t * ksub + c0));
+        acc = _mm256_fmadd_ps(e, e, acc);
+      }
+      __m256 lt = _mm256_cmp_ps(acc, best, _CMP_LT_OQ);
+      best = _mm256_blendv_ps(best, acc, lt);
+      best_idx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(best_idx), _mm256_castsi256_ps(idx), lt));
+      idx = _mm256_add_epi32(idx, step);
+    }
+    alignas(32) float bv[8];
+    alignas(32) int32_t bi[8];
+    _mm256_store_ps(bv, best);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(bi), best_idx);
+    int64_t arg = bi[0];
+    float b = bv[0];
+    for (int l = 1; l < 8; ++l)
+      if (bv[l] < b || (bv[l] == b && bi[l] < arg)) {
+        b = bv[l];
+        arg = bi[l];
+      }
+    labels[i] = arg;
+  }
+}
+
 }  // namespace
 
-const PqKernels pq_avx2_kernels = {adc_scan};
+const PqKernels pq_avx2_kernels = {adc_scan, nearest};
 
 }  // namespace simd
 }  // namespace adanns

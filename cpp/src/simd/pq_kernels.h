@@ -11,8 +11,14 @@ namespace simd {
 using AdcScanFn = void (*)(const float* lut, size_t ksub, const uint8_t* codes, size_t n, size_t m,
                            float* out);
 
+// labels[i] = index of the centroid nearest (squared L2; ties: smaller index) to x_i[:dsub], for
+// centroids stored transposed: ct[t * ksub + c] (ksub a multiple of 16).
+using NearestFn = void (*)(const float* x, size_t n, size_t stride, const float* ct, size_t ksub,
+                           size_t dsub, int64_t* labels);
+
 struct PqKernels {
   AdcScanFn adc_scan;
+  NearestFn nearest;
 };
 
 extern const PqKernels pq_scalar_kernels;

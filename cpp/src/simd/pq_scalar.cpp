@@ -26,9 +26,37 @@ void adc_scan(const float* lut, size_t ksub, const uint8_t* codes, size_t n, siz
   adc_tail(lut, ksub, codes, i, n, m, out);
 }
 
+void nearest(const float* x, size_t n, size_t stride, const float* ct, size_t ksub, size_t dsub,
+             int64_t* labels) {
+  float dist[256];
+  for (size_t i = 0; i < n; ++i) {
+    const float* row = x + i * stride;
+    int64_t arg = 0;
+    float best = 0;
+    for (size_t c0 = 0; c0 < ksub; c0 += 256) {
+      size_t nc = ksub - c0 < 256 ? ksub - c0 : 256;
+      for (size_t c = 0; c < nc; ++c) dist[c] = 0;
+      for (size_t t = 0; t < dsub; ++t) {
+        const float v = row[t];
+        const float* cr = ct + t * ksub + c0;
+        for (size_t c = 0; c < nc; ++c) {
+          float e = v - cr[c];
+          dist[c] += e * e;
+        }
+      }
+      for (size_t c = 0; c < nc; ++c)
+        if ((c0 == 0 && c == 0) || dist[c] < best) {
+          best = dist[c];
+          arg = static_cast<int64_t>(c0 + c);
+        }
+    }
+    labels[i] = arg;
+  }
+}
+
 }  // namespace
 
-const PqKernels pq_scalar_kernels = {adc_scan};
+const PqKernels pq_scalar_kernels = {adc_scan, nearest};
 
 }  // namespace simd
 }  // namespace adanns
