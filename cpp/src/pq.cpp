@@ -4,6 +4,7 @@
 
 #include "adanns/adc.h"
 #include "adanns/common.h"
+#include "adanns/distances.h"
 #include "adanns/kmeans.h"
 #include "adanns/threads.h"
 
@@ -105,31 +106,16 @@ void ProductQuantizer::decode(const uint8_t* codes, size_t n, float* out) const 
     }
 }
 
+// Tables through the dispatched one-to-many kernels (distances.h): each sub-space is a query of
+// dsub coordinates against ksub contiguous centroids.
 void ProductQuantizer::lut_ip(const float* q, float* lut) const {
-  for (size_t j = 0; j < m_; ++j) {
-    const float* qj = q + j * dsub_;
-    const float* c = centroids_.data() + j * ksub_ * dsub_;
-    for (size_t k = 0; k < ksub_; ++k, c += dsub_) {
-      float s = 0;
-      for (size_t t = 0; t < dsub_; ++t) s += qj[t] * c[t];
-      lut[j * ksub_ + k] = s;
-    }
-  }
+  for (size_t j = 0; j < m_; ++j)
+    one_to_many_ip(q + j * dsub_, centroids_.data() + j * ksub_ * dsub_, ksub_, dsub_, dsub_, lut + j * ksub_);
 }
 
 void ProductQuantizer::lut_l2(const float* q, float* lut) const {
-  for (size_t j = 0; j < m_; ++j) {
-    const float* qj = q + j * dsub_;
-    const float* c = centroids_.data() + j * ksub_ * dsub_;
-    for (size_t k = 0; k < ksub_; ++k, c += dsub_) {
-      float s = 0;
-      for (size_t t = 0; t < dsub_; ++t) {
-        float d = qj[t] - c[t];
-        s += d * d;
-      }
-      lut[j * ksub_ + k] = s;
-    }
-  }
+  for (size_t j = 0; j < m_; ++j)
+    one_to_many_l2(q + j * dsub_, centroids_.data() + j * ksub_ * dsub_, ksub_, dsub_, dsub_, lut + j * ksub_);
 }
 
 }  // namespace adanns
