@@ -14,66 +14,22 @@
 #include "adanns/io.h"
 #include "adanns/ivf.h"
 #include "adanns/kmeans.h"
+#include "adanns/pq_index.h"
 #include "adanns/simd.h"
+
+#include "helpers.h"
 
 namespace py = pybind11;
 using namespace adanns;
+using namespace adanns_bind;
+
+void bind_pq(py::module_& m);
 
 // bindings/binary.cpp
 void bind_binary(py::module_& m);
 py::object binary_index_from_file(IndexFile file);
 
 namespace {
-
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
-using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
-
-struct Matrix {
-  const float* data;
-  size_t rows, cols;
-};
-
-Matrix matrix(const FloatArray& a, const char* name) {
-  if (a.ndim() != 2) raise(name, " must be 2-D, got ", a.ndim(), "-D");
-  return {a.data(), static_cast<size_t>(a.shape(0)), static_cast<size_t>(a.shape(1))};
-}
-
-SearchParams make_params(size_t k, size_t nprobe, size_t search_dim, size_t rerank_dim,
-                         size_t rerank_k, int threads) {
-  SearchParams p;
-  p.k = k;
-  p.nprobe = nprobe;
-  p.search_dim = search_dim;
-  p.rerank_dim = rerank_dim;
-  p.rerank_k = rerank_k;
-  p.threads = threads;
-  return p;
-}
-
-// Runs index.search with the GIL released and returns (scores, ids, mflops) as new arrays.
-template <class Index>
-py::tuple run_search(const Index& index, const FloatArray& q, const SearchParams& p) {
-  Matrix m = matrix(q, "queries");
-  py::array_t<float> scores({m.rows, p.k});
-  py::array_t<int64_t> ids({m.rows, p.k});
-  py::array_t<double> mflops(m.rows);
-  float* s = scores.mutable_data();
-  int64_t* i = ids.mutable_data();
-  double* f = mflops.mutable_data();
-  {
-    py::gil_scoped_release release;
-    index.search(m.data, m.rows, m.cols, p, s, i, f);
-  }
-  return py::make_tuple(scores, ids, mflops);
-}
-
-const int64_t* optional_ids(const py::object& ids, size_t n, IdArray& holder) {
-  if (ids.is_none()) return nullptr;
-  holder = ids.cast<IdArray>();
-  if (holder.ndim() != 1 || static_cast<size_t>(holder.shape(0)) != n)
-    raise("ids must be a 1-D array of length ", n);
-  return holder.data();
-}
 
 py::array_t<float> block_result(size_t rows, size_t cols) { return py::array_t<float>({rows, cols}); }
 
@@ -212,11 +168,12 @@ PYBIND11_MODULE(_core, m) {
         return f.remove(p, n);
       })
       .def("search", [](const FlatIndex& f, const FloatArray& q, size_t k, size_t search_dim, size_t rerank_dim,
-                        size_t rerank_k, int threads) {
-        return run_search(f, q, make_params(k, 1, search_dim, rerank_dim, rerank_k, threads));
+                        size_t rerank_k, int threads, const Funnel& funnel) {
+        return run_search(f, q, make_params(k, 1, search_dim, rerank_dim, rerank_k, threads, funnel));
       })
-      .def("estimate_mflops", [](const FlatIndex& f, size_t k, size_t search_dim, size_t rerank_dim, size_t rerank_k) {
-        return f.estimate_mflops(make_params(k, 1, search_dim, rerank_dim, rerank_k, 1));
+      .def("estimate_mflops", [](const FlatIndex& f, size_t k, size_t search_dim, size_t rerank_dim, size_t rerank_k,
+                                 const Funnel& funnel) {
+        return f.estimate_mflops(make_params(k, 1, search_dim, rerank_dim, rerank_k, 1, funnel));
       })
       .def("ids", [](const FlatIndex& f) { return py::array_t<int64_t>(py::cast(f.ids())); })
       .def("user_meta", [](const FlatIndex& f) { return py::bytes(f.user_meta()); })
@@ -268,12 +225,12 @@ PYBIND11_MODULE(_core, m) {
         return f.remove(p, n);
       })
       .def("search", [](const IVFIndex& f, const FloatArray& q, size_t k, size_t nprobe, size_t search_dim,
-                        size_t rerank_dim, size_t rerank_k, int threads) {
-        return run_search(f, q, make_params(k, nprobe, search_dim, rerank_dim, rerank_k, threads));
+                        size_t rerank_dim, size_t rerank_k, int threads, const Funnel& funnel) {
+        return run_search(f, q, make_params(k, nprobe, search_dim, rerank_dim, rerank_k, threads, funnel));
       })
       .def("estimate_mflops", [](const IVFIndex& f, size_t qdim, size_t k, size_t nprobe, size_t search_dim,
-                                 size_t rerank_dim, size_t rerank_k) {
-        return f.estimate_mflops(make_params(k, nprobe, search_dim, rerank_dim, rerank_k, 1), qdim);
+                                 size_t rerank_dim, size_t rerank_k, const Funnel& funnel) {
+        return f.estimate_mflops(make_params(k, nprobe, search_dim, rerank_dim, rerank_k, 1, funnel), qdim);
       })
       .def("ids", [](const IVFIndex& f) { return py::array_t<int64_t>(py::cast(f.ids())); })
       .def("user_meta", [](const IVFIndex& f) { return py::bytes(f.user_meta()); })
@@ -284,6 +241,7 @@ PYBIND11_MODULE(_core, m) {
       });
 
   bind_binary(m);
+  bind_pq(m);
 
   m.def("load", [](const std::string& path, bool mmap, bool verify) -> py::object {
     IndexFile file;
@@ -293,6 +251,7 @@ PYBIND11_MODULE(_core, m) {
     }
     if (file.kind == IndexKind::Flat) return py::cast(FlatIndex::from_file(std::move(file)));
     if (file.kind == IndexKind::Binary) return binary_index_from_file(std::move(file));
+    if (file.kind == IndexKind::PQ) return py::cast(PQIndex::from_file(std::move(file)));
     return py::cast(IVFIndex::from_file(std::move(file)));
   });
 }

@@ -62,11 +62,11 @@ void FlatIndex::search(const float* q, size_t nq, size_t qdim, const SearchParam
   validate_search(p, dim_, qdim);
   std::shared_lock<std::shared_mutex> lock(mu_);
   const bool use_gemm = metric_ != Metric::L2 && nq >= kGemmMinQueries;
-  const size_t keep = p.rerank_dim ? p.rerank_k : p.k;
+  const size_t keep = p.scan_keep();
   Segment all{rows_.vectors(), rows_.ids(), rows_.size()};
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     size_t nc = e - b;
-    PreparedQueries pq(metric_, q + b * qdim, nc, qdim, p.search_dim, p.rerank_dim);
+    PreparedQueries pq(metric_, q + b * qdim, nc, qdim, p.search_dim, p.stages);
     std::vector<TopK> heaps(nc, TopK(keep));
     std::vector<size_t> which(nc);
     for (size_t i = 0; i < nc; ++i) which[i] = i;
@@ -80,8 +80,7 @@ void FlatIndex::search(const float* q, size_t nq, size_t qdim, const SearchParam
 double FlatIndex::estimate_mflops(const SearchParams& p) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   double n = static_cast<double>(rows_.size());
-  double reranked = p.rerank_dim ? std::min(n, static_cast<double>(p.rerank_k)) : 0.0;
-  return (n * p.search_dim + reranked * p.rerank_dim) * 1e-6;
+  return n * p.search_dim * 1e-6 + rerank_mflops(p, n);
 }
 
 std::vector<idx_t> FlatIndex::ids() const {

@@ -127,7 +127,7 @@ void MetaWriter::put(const void* p, size_t n) {
 
 void MetaReader::get(void* out, size_t n) {
   if (n > n_ - pos_) raise("corrupt index file: metadata ends early");
-  std::memcpy(out, p_ + pos_, n);
+  if (n) std::memcpy(out, p_ + pos_, n);  // out may be null for an empty read
   pos_ += n;
 }
 uint64_t MetaReader::u64() { uint64_t v; get(&v, sizeof v); return v; }
@@ -233,7 +233,7 @@ IndexFile read_index_file(const std::string& path, bool mmap, bool verify) {
   if (h.version != kFormatVersion)
     corrupt(path, "unsupported format version " + std::to_string(h.version));
   if (h.kind != static_cast<uint32_t>(IndexKind::Flat) && h.kind != static_cast<uint32_t>(IndexKind::IVF) &&
-      h.kind != static_cast<uint32_t>(IndexKind::Binary))
+      h.kind != static_cast<uint32_t>(IndexKind::Binary) && h.kind != static_cast<uint32_t>(IndexKind::PQ))
     corrupt(path, "unknown index kind " + std::to_string(h.kind));
   if (h.meta_off != kHeaderSize || h.meta_size > size || h.data_off < h.meta_off + h.meta_size ||
       h.data_off % kAlign != 0 || h.data_size % sizeof(float) != 0)

@@ -177,12 +177,12 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
   if (!trained_) raise<StateError>("IVF index is not trained: call train() before search()");
   const size_t nprobe = std::min(p.nprobe, nlist_);
   const size_t dcu = std::min(cluster_dim_, qdim);  // a short query scores centroid prefixes
-  const size_t keep = p.rerank_dim ? p.rerank_k : p.k;
+  const size_t keep = p.scan_keep();
   // 1. The nprobe nearest lists of every query (ties: smaller list number).
   std::vector<uint32_t> probes(nq * nprobe);
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     const size_t nc = e - b;
-    PreparedQueries coarse(metric_, q + b * qdim, nc, qdim, dcu, 0);
+    PreparedQueries coarse(metric_, q + b * qdim, nc, qdim, dcu);
     std::vector<float> cd(nc * nlist_);
     coarse_distances(coarse.scan.data(), nc, dcu, cd.data());
     std::vector<uint32_t> order(nlist_);
@@ -198,7 +198,7 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
 
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     const size_t nc = e - b;
-    PreparedQueries pq(metric_, q + b * qdim, nc, qdim, p.search_dim, p.rerank_dim);
+    PreparedQueries pq(metric_, q + b * qdim, nc, qdim, p.search_dim, p.stages);
     const uint32_t* my_probes = probes.data() + b * nprobe;
 
     // 2. List-major scan: every list is read once for all the chunk's queries that probe it.
@@ -243,8 +243,7 @@ double IVFIndex::estimate_mflops(const SearchParams& p, size_t qdim) const {
   }
   double rows = total > 0 ? std::min(total, static_cast<double>(nprobe) * sq / total) : 0.0;
   if (nprobe == nlist_) rows = total;
-  double reranked = p.rerank_dim ? std::min(rows, static_cast<double>(p.rerank_k)) : 0.0;
-  return (static_cast<double>(nlist_) * dcu + rows * p.search_dim + reranked * p.rerank_dim) * 1e-6;
+  return (static_cast<double>(nlist_) * dcu + rows * p.search_dim) * 1e-6 + rerank_mflops(p, rows);
 }
 
 std::vector<idx_t> IVFIndex::ids() const {

@@ -15,10 +15,23 @@ void validate_search(const SearchParams& p, size_t dim, size_t qdim) {
   ADANNS_CHECK(p.nprobe >= 1, "nprobe must be >= 1, got ", p.nprobe);
   ADANNS_CHECK(p.search_dim >= 1 && p.search_dim <= qdim, "search_dim must be in 1..", qdim,
                " (the query length), got ", p.search_dim);
-  ADANNS_CHECK(p.rerank_dim <= qdim, "rerank_dim must be <= ", qdim, " (the query length), got ",
-               p.rerank_dim);
-  ADANNS_CHECK(p.rerank_dim == 0 || p.rerank_k >= p.k, "rerank_k (", p.rerank_k,
-               ") must be >= k (", p.k, ")");
+  for (size_t s = 0; s < p.stages.size(); ++s) {
+    const RerankStage& st = p.stages[s];
+    ADANNS_CHECK(st.dim >= 1 && st.dim <= qdim, "re-ranking dimension of stage ", s, " must be in 1..",
+                 qdim, " (the query length), got ", st.dim);
+    ADANNS_CHECK(st.keep >= p.k, "stage ", s, " keeps ", st.keep, " candidates, fewer than k (", p.k, ")");
+  }
+  ADANNS_CHECK(p.stages.empty() || p.rerank_k >= p.k, "rerank_k (", p.rerank_k, ") must be >= k (",
+               p.k, ")");
+}
+
+double rerank_mflops(const SearchParams& p, double candidates) {
+  double total = 0, alive = std::min(candidates, static_cast<double>(p.rerank_k));
+  for (const RerankStage& st : p.stages) {
+    total += alive * st.dim;
+    alive = std::min(alive, static_cast<double>(st.keep));
+  }
+  return total * 1e-6;
 }
 
 float padding_score(Metric metric) {
@@ -49,22 +62,24 @@ inline float to_dist(Metric metric, float v, float row_norm_sq) {
   return v;
 }
 
-constexpr size_t kRowBlock = 256;
+constexpr size_t kRowBlock = 256;      // rows scored per kernel call: stays in L2 across the queries
 constexpr size_t kPrefetchAhead = 8;  // candidates whose rows are requested before they are read
 
 inline void prefetch_prefix(const float* row, size_t d) {
   const char* p = reinterpret_cast<const char*>(row);
   for (size_t off = 0; off < d * sizeof(float); off += 64) __builtin_prefetch(p + off, 0, 3);
-}  // rows scored per kernel call: stays in L2 across the queries
+}
 
 }  // namespace
 
 PreparedQueries::PreparedQueries(Metric metric, const float* q, size_t n, size_t q_stride,
-                                 size_t sd, size_t rd)
-    : nq(n), scan_dim(sd), rerank_dim(rd), scan(n * sd), rerank(n * rd) {
+                                 size_t sd, const std::vector<RerankStage>& stages)
+    : nq(n), scan_dim(sd), scan(n * sd), rerank(stages.size()) {
+  for (size_t s = 0; s < stages.size(); ++s) rerank[s].resize(n * stages[s].dim);
   for (size_t i = 0; i < n; ++i) {
     copy_prefix(metric, q + i * q_stride, sd, scan.data() + i * sd);
-    if (rd) copy_prefix(metric, q + i * q_stride, rd, rerank.data() + i * rd);
+    for (size_t s = 0; s < stages.size(); ++s)
+      copy_prefix(metric, q + i * q_stride, stages[s].dim, rerank[s].data() + i * stages[s].dim);
   }
 }
 
@@ -107,17 +122,17 @@ void scan_segment(Metric metric, const PreparedQueries& pq, const size_t* which,
 void finish_search(Metric metric, const PreparedQueries& pq, const SearchParams& p,
                    std::vector<TopK>& heaps, float* scores, idx_t* ids, double* mflops) {
   const float pad = padding_score(metric);
-  const size_t dr = p.rerank_dim;
   std::vector<float> gathered, values, norms;
   std::vector<Candidate> cand;
   for (size_t i = 0; i < pq.nq; ++i) {
-    if (dr > 0) {
-      // Re-ranking only needs the candidate set, not its order.
-      cand = heaps[i].entries();
+    // A stage only needs the candidate set, not its order: sort once, at the end.
+    cand = heaps[i].entries();
+    for (size_t s = 0; s < p.stages.size(); ++s) {
       // Copy the candidates' d_r prefixes together so one kernel call scores them all. The rows
       // are scattered in memory: prefetching a few candidates ahead overlaps their cache misses
       // instead of paying them one after another.
-      const float* rq = pq.rerank.data() + i * dr;
+      const size_t dr = p.stages[s].dim;
+      const float* rq = pq.rerank[s].data() + i * dr;
       const size_t nc = cand.size();
       gathered.resize(nc * dr);
       values.resize(nc);
@@ -133,13 +148,12 @@ void finish_search(Metric metric, const PreparedQueries& pq, const SearchParams&
         block_ip_norm(rq, 1, dr, gathered.data(), nc, dr, dr, values.data(), nc, norms.data());
       else
         block_ip(rq, 1, dr, gathered.data(), nc, dr, dr, values.data(), nc);
-      TopK best(p.k);
+      TopK best(p.stages[s].keep);
       for (size_t c = 0; c < nc; ++c) best.push(to_dist(metric, values[c], norms[c]), cand[c].id, cand[c].row);
       mflops[i] += static_cast<double>(nc) * dr * 1e-6;
-      cand = best.sorted();
-    } else {
-      cand = heaps[i].sorted();
+      cand = best.entries();
     }
+    std::sort(cand.begin(), cand.end(), better);
     for (size_t j = 0; j < p.k; ++j) {
       bool have = j < cand.size();
       float dist = have ? cand[j].dist : 0.f;

@@ -10,11 +10,13 @@
 #include <vector>
 
 #include "adanns/binary_index.h"
+#include "adanns/adc.h"
 #include "adanns/distances.h"
 #include "adanns/hamming.h"
 #include "adanns/flat.h"
 #include "adanns/io.h"
 #include "adanns/ivf.h"
+#include "adanns/pq_index.h"
 #include "adanns/random.h"
 #include "adanns/simd.h"
 
@@ -91,8 +93,7 @@ static void test_ivf_roundtrip_and_corruption() {
   p.k = 10;
   p.nprobe = 16;
   p.search_dim = 24;
-  p.rerank_dim = 48;
-  p.rerank_k = 40;
+  p.set_rerank(48, 40);
   const size_t nq = 20;
   std::vector<float> s1(nq * 10), s2(nq * 10);
   std::vector<idx_t> i1(nq * 10), i2(nq * 10);
@@ -223,11 +224,87 @@ static void test_binary_index_hash_and_file() {
   std::remove(path.c_str());
 }
 
+// ADC on every level equals the scalar oracle bit for bit (same summation order), awkward m and n.
+static void test_adc_matches_scalar() {
+  LevelGuard guard;
+  Rng rng(11);
+  for (size_t ksub : {size_t(16), size_t(256)})
+    for (size_t m : {1, 3, 4, 5, 8, 12, 17, 32, 64}) {
+      const size_t n = 37;
+      std::vector<float> lut = random_rows(rng, m, ksub);
+      std::vector<uint8_t> codes(n * m);
+      for (uint8_t& c : codes) c = static_cast<uint8_t>(rng.below(ksub));
+      set_simd_level(SimdLevel::Scalar);
+      std::vector<float> ref(n);
+      adc_scan(lut.data(), ksub, codes.data(), n, m, ref.data());
+      for (size_t i = 0; i < n; ++i) {
+        double s = 0;
+        for (size_t j = 0; j < m; ++j) s += lut[j * ksub + codes[i * m + j]];
+        EXPECT(std::fabs(s - ref[i]) < 1e-4, "adc scalar m=%zu i=%zu", m, i);
+      }
+      for (SimdLevel level : available_simd_levels()) {
+        set_simd_level(level);
+        std::vector<float> out(n);
+        adc_scan(lut.data(), ksub, codes.data(), n, m, out.data());
+        for (size_t i = 0; i < n; ++i)
+          EXPECT(out[i] == ref[i], "adc level %s m=%zu i=%zu", simd_level_name(level), m, i);
+      }
+    }
+}
+
+// A PQ index (IVF, residual codes, stored vectors) survives a file round trip; truncation is refused.
+static void test_pq_index_roundtrip() {
+  Rng rng(5);
+  const size_t n = 1500, d = 24;
+  std::vector<float> x = random_rows(rng, n, d);
+  PQIndexConfig c;
+  c.dim = d, c.nlist = 4, c.cluster_dim = 8, c.pq_dim = 16, c.m = 4, c.nbits = 8;
+  PQIndex index(c);
+  std::vector<float> cent = index.coarse_kmeans(x.data(), n, 2);
+  std::vector<float> y = index.training_targets(x.data(), n, cent.data(), 2);
+  ProductQuantizer pq(16, 4, 8);
+  pq.train(y.data(), n, 16, 5, 0, 2);
+  index.set_trained(cent.data(), nullptr, pq.centroids());
+  index.add(x.data(), n, nullptr, 2);
+  SearchParams p;
+  p.k = 5;
+  p.nprobe = 2;
+  p.set_rerank(d, 20);
+  const size_t nq = 7;
+  std::vector<float> s1(nq * 5), s2(nq * 5);
+  std::vector<idx_t> i1(nq * 5), i2(nq * 5);
+  std::vector<double> m1(nq), m2(nq);
+  index.search(x.data(), nq, d, p, s1.data(), i1.data(), m1.data());
+  std::string path = "/tmp/adanns_cpp_pq_" + std::to_string(::getpid()) + ".adanns";
+  index.save(path);
+  auto back = PQIndex::from_file(read_index_file(path, false, true));
+  back->search(x.data(), nq, d, p, s2.data(), i2.data(), m2.data());
+  for (size_t i = 0; i < nq * 5; ++i) EXPECT(i1[i] == i2[i] && s1[i] == s2[i], "pq round trip differs at %zu", i);
+  EXPECT(i1[0] == 0, "a row's nearest (after full re-ranking) is itself, got %lld", (long long)i1[0]);
+  if (std::FILE* f = std::fopen(path.c_str(), "r+b")) {
+    std::fseek(f, 0, SEEK_END);
+    long size = std::ftell(f);
+    std::fclose(f);
+    if (::truncate(path.c_str(), size - 5) == 0) {
+      bool refused = false;
+      try {
+        PQIndex::from_file(read_index_file(path, false, true));
+      } catch (const Error&) {
+        refused = true;
+      }
+      EXPECT(refused, "truncated PQ file accepted");
+    }
+  }
+  std::remove(path.c_str());
+}
+
 int main() {
   test_kernels_match_scalar();
   test_ivf_roundtrip_and_corruption();
   test_hamming_kernels_match_bit_count();
   test_binary_index_hash_and_file();
+  test_adc_matches_scalar();
+  test_pq_index_roundtrip();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);
     return 1;

@@ -6,6 +6,8 @@ from .binary import BinaryIndex, HammingResult, RangeResult, RerankResult, hammi
 from .clustering import kmeans
 from .codes import LLC, Binarizer, CodeClassifier, binarize
 from .index import FlatIndex, IVFIndex, SearchResult, load
+from .opq import train_opq, train_pq
+from .pq import IVFOPQIndex, OPQIndex
 
 __version__ = "0.1.0"
 
@@ -16,7 +18,9 @@ __all__ = [
     "FlatIndex",
     "HammingResult",
     "IVFIndex",
+    "IVFOPQIndex",
     "LLC",
+    "OPQIndex",
     "RangeResult",
     "RerankResult",
     "SearchResult",
@@ -27,5 +31,7 @@ __all__ = [
     "kmeans",
     "load",
     "set_simd_level",
+    "train_opq",
+    "train_pq",
     "simd_level",
 ]

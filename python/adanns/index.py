@@ -33,30 +33,72 @@ class _Plan:
     queries: np.ndarray
     k: int
     search_dim: int
-    rerank_dim: int  # 0: no re-ranking
+    rerank_dim: int  # 0: no plain re-ranking
     rerank_k: int
+    funnel: list  # [(dim, keep), ...]: re-ranking stages (empty: none)
 
 
-def _plan(dim: int, q, k, search_dim, rerank_dim, rerank_k) -> _Plan:
+def _funnel(funnel, dim: int, m: int, k: int) -> list:
+    """Checks a funnel: a non-empty sequence of (dim, keep) integer pairs, dims within the query
+    length, every keep >= k."""
+    try:
+        stages = [tuple(st) for st in funnel]
+    except TypeError:
+        raise TypeError("funnel must be a sequence of (dim, keep) pairs") from None
+    if not stages:
+        raise ValueError("funnel must have at least one (dim, keep) stage")
+    out = []
+    for i, st in enumerate(stages):
+        if len(st) != 2:
+            raise ValueError(f"funnel stage {i} must be a (dim, keep) pair, got {st!r}")
+        d, keep = v.positive_int(st[0], f"funnel[{i}] dim"), v.positive_int(st[1], f"funnel[{i}] keep")
+        if d > dim or d > m:
+            raise ValueError(f"funnel[{i}] dim must be <= the index dimension {dim} and the query length {m}, got {d}")
+        if keep < k:
+            raise ValueError(f"funnel[{i}] keeps {keep} candidates, fewer than k ({k})")
+        out.append((d, keep))
+    return out
+
+
+def _rerank_plan(dim: int, m: int, k: int, rerank_dim, rerank_k, funnel) -> tuple:
+    """(rerank_dim, rerank_k, stages) for the core. With a funnel the scan keeps ``rerank_k``
+    candidates (default: the first stage's keep) and each stage re-scores the survivors with more
+    coordinates and keeps fewer; plain re-ranking is the single stage (rerank_dim, k)."""
+    if funnel is not None:
+        if rerank_dim is not None:
+            raise ValueError("give either rerank_dim or funnel, not both")
+        stages = _funnel(funnel, dim, m, k)
+        rerank_k = stages[0][1] if rerank_k is None else v.positive_int(rerank_k, "rerank_k")
+        if rerank_k < k:
+            raise ValueError(f"rerank_k ({rerank_k}) must be >= k ({k})")
+        return 0, rerank_k, stages
+    if rerank_dim is None and rerank_k is None:
+        return 0, 0, []
+    rerank_dim = m if rerank_dim is None else v.positive_int(rerank_dim, "rerank_dim")
+    if rerank_dim > dim:
+        raise ValueError(f"rerank_dim must be <= the index dimension {dim}, got {rerank_dim}")
+    if rerank_dim > m:
+        raise ValueError(f"rerank_dim must be <= the query length {m}, got {rerank_dim}")
+    rerank_k = k if rerank_k is None else v.positive_int(rerank_k, "rerank_k")
+    if rerank_k < k:
+        raise ValueError(f"rerank_k ({rerank_k}) must be >= k ({k})")
+    return rerank_dim, rerank_k, []
+
+
+def _plan(dim: int, q, k, search_dim, rerank_dim, rerank_k, funnel=None) -> _Plan:
     """Resolves the per-query knobs. A query shorter than ``dim`` is a Matryoshka prefix:
     ``search_dim`` defaults to its length, as does ``rerank_dim`` when ``rerank_k`` is given;
-    ``rerank_dim`` alone re-scores ``k`` candidates."""
+    ``rerank_dim`` alone re-scores ``k`` candidates; ``funnel`` gives re-ranking stages instead."""
     q = v.as_vectors(q, "queries", max_dim=dim)
     m = q.shape[1]
     k = v.positive_int(k, "k")
     search_dim = m if search_dim is None else v.positive_int(search_dim, "search_dim")
-    for name, value in (("search_dim", search_dim), ("rerank_dim", rerank_dim)):
-        if value is not None and value > dim:
-            raise ValueError(f"{name} must be <= the index dimension {dim}, got {value}")
-        if value is not None and value > m:
-            raise ValueError(f"{name} must be <= the query length {m}, got {value}")
-    if rerank_dim is None and rerank_k is None:
-        return _Plan(q, k, search_dim, 0, 0)
-    rerank_dim = m if rerank_dim is None else v.positive_int(rerank_dim, "rerank_dim")
-    rerank_k = k if rerank_k is None else v.positive_int(rerank_k, "rerank_k")
-    if rerank_k < k:
-        raise ValueError(f"rerank_k ({rerank_k}) must be >= k ({k})")
-    return _Plan(q, k, search_dim, rerank_dim, rerank_k)
+    if search_dim > dim:
+        raise ValueError(f"search_dim must be <= the index dimension {dim}, got {search_dim}")
+    if search_dim > m:
+        raise ValueError(f"search_dim must be <= the query length {m}, got {search_dim}")
+    rd, rk, stages = _rerank_plan(dim, m, k, rerank_dim, rerank_k, funnel)
+    return _Plan(q, k, search_dim, rd, rk, stages)
 
 
 class _Index:
@@ -121,17 +163,19 @@ class FlatIndex(_Index):
         self._impl.add(x, None if ids is None else v.as_ids(ids, x.shape[0]))
 
     def search(self, q, k: int = 10, search_dim: int | None = None, rerank_dim: int | None = None,
-               rerank_k: int | None = None, threads: int | None = None) -> SearchResult:
-        p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k)
+               rerank_k: int | None = None, threads: int | None = None, funnel=None) -> SearchResult:
+        """``funnel=[(16, 200), (32, 100), ...]``: re-rank the shortlist in stages (see README)."""
+        p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k, funnel)
         scores, ids, mflops = self._impl.search(p.queries, p.k, p.search_dim, p.rerank_dim, p.rerank_k,
-                                                v.threads(threads))
+                                                v.threads(threads), p.funnel)
         return SearchResult(scores, ids, mflops)
 
     def estimate_mflops(self, k: int = 10, search_dim: int | None = None, rerank_dim: int | None = None,
-                        rerank_k: int | None = None) -> float:
-        """MFLOPs one query costs: ``N * search_dim`` plus ``rerank_dim`` per re-ranked row."""
-        p = _plan(self.dim, np.zeros((1, self.dim), np.float32), k, search_dim, rerank_dim, rerank_k)
-        return self._impl.estimate_mflops(p.k, p.search_dim, p.rerank_dim, p.rerank_k)
+                        rerank_k: int | None = None, funnel=None) -> float:
+        """MFLOPs one query costs: ``N * search_dim`` plus, per re-ranking stage, its dimension per
+        candidate it re-scores."""
+        p = _plan(self.dim, np.zeros((1, self.dim), np.float32), k, search_dim, rerank_dim, rerank_k, funnel)
+        return self._impl.estimate_mflops(p.k, p.search_dim, p.rerank_dim, p.rerank_k, p.funnel)
 
     def __repr__(self) -> str:
         return f"FlatIndex(dim={self.dim}, metric={self.metric!r}, ntotal={len(self)})"
@@ -194,23 +238,23 @@ class IVFIndex(_Index):
 
     def search(self, q, k: int = 10, nprobe: int = 1, search_dim: int | None = None,
                rerank_dim: int | None = None, rerank_k: int | None = None,
-               threads: int | None = None) -> SearchResult:
+               threads: int | None = None, funnel=None) -> SearchResult:
         if not self.is_trained:
             raise RuntimeError("IVF index is not trained: call train() before search()")
-        p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k)
+        p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k, funnel)
         nprobe = v.positive_int(nprobe, "nprobe")
         scores, ids, mflops = self._impl.search(p.queries, p.k, nprobe, p.search_dim, p.rerank_dim, p.rerank_k,
-                                                v.threads(threads))
+                                                v.threads(threads), p.funnel)
         return SearchResult(scores, ids, mflops)
 
     def estimate_mflops(self, k: int = 10, nprobe: int = 1, search_dim: int | None = None,
                         rerank_dim: int | None = None, rerank_k: int | None = None,
-                        query_dim: int | None = None) -> float:
+                        query_dim: int | None = None, funnel=None) -> float:
         """Predicted MFLOPs per query from the list sizes (see ivf.h)."""
         qd = self.dim if query_dim is None else v.positive_int(query_dim, "query_dim")
-        p = _plan(self.dim, np.zeros((1, qd), np.float32), k, search_dim, rerank_dim, rerank_k)
+        p = _plan(self.dim, np.zeros((1, qd), np.float32), k, search_dim, rerank_dim, rerank_k, funnel)
         return self._impl.estimate_mflops(qd, p.k, v.positive_int(nprobe, "nprobe"), p.search_dim,
-                                          p.rerank_dim, p.rerank_k)
+                                          p.rerank_dim, p.rerank_k, p.funnel)
 
     def __repr__(self) -> str:
         return (f"IVFIndex(dim={self.dim}, nlist={self.nlist}, metric={self.metric!r}, "
@@ -227,5 +271,8 @@ def load(path, mmap: bool = False, verify: bool = True):
     impl = _core.load(path, bool(mmap), bool(verify))
     if isinstance(impl, _core.BinaryIndex):
         return BinaryIndex._wrap(impl)
+    if isinstance(impl, _core.PQIndex):  # PQ indices read their data (mmap has no effect)
+        from .pq import _wrap_loaded
+        return _wrap_loaded(impl)
     cls = FlatIndex if isinstance(impl, _core.FlatIndex) else IVFIndex
     return cls._wrap(impl)

@@ -1,6 +1,8 @@
 // The search pipeline shared by every index that stores full vectors: scan segments of rows with
-// the first d_s coordinates into a top-k' heap per query, optionally re-score those k' candidates
-// with d_r coordinates, and write scores, ids and the FLOPs spent (1 multiply-add = 1 FLOP).
+// the first d_s coordinates (or PQ codes) into a top-k' heap per query, then re-rank: a funnel of
+// stages, each re-scoring the surviving candidates with the first `dim` coordinates of the stored
+// vectors and keeping the best `keep` (plain re-ranking is the one stage (d_r, k)); write scores,
+// ids and the FLOPs spent (1 multiply-add = 1 FLOP).
 #pragma once
 
 #include <cstddef>
@@ -11,13 +13,28 @@
 
 namespace adanns {
 
+// One re-ranking stage: re-score the candidates with `dim` coordinates, keep the best `keep`.
+struct RerankStage {
+  size_t dim;
+  size_t keep;
+};
+
 struct SearchParams {
   size_t k = 10;
   size_t nprobe = 1;       // IVF only
   size_t search_dim = 0;   // d_s, resolved by the caller (1..query width)
-  size_t rerank_dim = 0;   // d_r; 0: no re-ranking
-  size_t rerank_k = 0;     // candidates the scan keeps for re-ranking (>= k when rerank_dim > 0)
+  size_t rerank_k = 0;     // candidates the scan keeps for re-ranking (>= k when stages is not empty)
+  std::vector<RerankStage> stages;  // empty: no re-ranking; every keep >= k, dims 1..query width
   int threads = 0;         // <= 0: all cores
+
+  // Plain re-ranking: d_r coordinates for the rerank_k candidates (d_r = 0: none).
+  void set_rerank(size_t rerank_dim, size_t rerank_k_) {
+    stages.clear();
+    rerank_k = rerank_k_;
+    if (rerank_dim) stages.push_back({rerank_dim, k});
+  }
+  // Heap size of the scan: rerank_k when re-ranking, else k.
+  size_t scan_keep() const { return stages.empty() ? k : rerank_k; }
 };
 
 // Checks params against an index of dimension `dim` and queries of width `qdim`.
@@ -33,10 +50,10 @@ struct Segment {
 // Query vectors of one worker's chunk, cut to the lengths the stages use (cosine: renormalised).
 struct PreparedQueries {
   PreparedQueries(Metric metric, const float* q, size_t nq, size_t q_stride, size_t scan_dim,
-                  size_t rerank_dim);
-  size_t nq, scan_dim, rerank_dim;
-  std::vector<float> scan;    // nq x scan_dim
-  std::vector<float> rerank;  // nq x rerank_dim
+                  const std::vector<RerankStage>& stages = {});
+  size_t nq, scan_dim;
+  std::vector<float> scan;                 // nq x scan_dim
+  std::vector<std::vector<float>> rerank;  // per stage: nq x stage dim
 };
 
 // Scans `seg` for the queries listed in `which` (indices into `pq`), pushing into heaps[which[i]].
@@ -48,10 +65,13 @@ void scan_segment(Metric metric, const PreparedQueries& pq, const size_t* which,
                   const Segment& seg, size_t dim, bool use_gemm, std::vector<TopK>& heaps,
                   ScanScratch& scratch);
 
-// Re-ranks (when p.rerank_dim > 0) and writes k results per query of the chunk: scores/ids at row
-// offset `row0` of the (nq x k) outputs; adds the re-ranking FLOPs to mflops.
+// Runs the re-ranking stages of p (if any) and writes k results per query of the chunk into the
+// (nq x k) outputs; adds the re-ranking FLOPs (candidates x stage dim, per stage) to mflops.
 void finish_search(Metric metric, const PreparedQueries& pq, const SearchParams& p,
                    std::vector<TopK>& heaps, float* scores, idx_t* ids, double* mflops);
+
+// Expected re-ranking MFLOPs per query when the scan yields `candidates` rows.
+double rerank_mflops(const SearchParams& p, double candidates);
 
 // Score written in padding slots (no result): the worst possible score for the metric.
 float padding_score(Metric metric);

@@ -1,0 +1,73 @@
+// Helpers shared by the binding files: array access, search parameters, the GIL-free search call.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <utility>
+#include <vector>
+
+#include "adanns/common.h"
+#include "adanns/search.h"
+
+namespace adanns_bind {
+
+namespace py = pybind11;
+using namespace adanns;
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+struct Matrix {
+  const float* data;
+  size_t rows, cols;
+};
+
+inline Matrix matrix(const FloatArray& a, const char* name) {
+  if (a.ndim() != 2) raise(name, " must be 2-D, got ", a.ndim(), "-D");
+  return {a.data(), static_cast<size_t>(a.shape(0)), static_cast<size_t>(a.shape(1))};
+}
+
+// Re-ranking stages as (dim, keep) pairs; empty: plain re-ranking by rerank_dim (0: none).
+using Funnel = std::vector<std::pair<size_t, size_t>>;
+
+inline SearchParams make_params(size_t k, size_t nprobe, size_t search_dim, size_t rerank_dim,
+                                size_t rerank_k, int threads, const Funnel& funnel = {}) {
+  SearchParams p;
+  p.k = k;
+  p.nprobe = nprobe;
+  p.search_dim = search_dim;
+  p.threads = threads;
+  p.set_rerank(rerank_dim, rerank_k);
+  for (const auto& st : funnel) p.stages.push_back({st.first, st.second});
+  ADANNS_CHECK(funnel.empty() || rerank_dim == 0, "give either rerank_dim or funnel, not both");
+  return p;
+}
+
+// Runs index.search with the GIL released and returns (scores, ids, mflops) as new arrays.
+template <class Index, class... Extra>
+py::tuple run_search(const Index& index, const FloatArray& q, const SearchParams& p) {
+  Matrix m = matrix(q, "queries");
+  py::array_t<float> scores({m.rows, p.k});
+  py::array_t<int64_t> ids({m.rows, p.k});
+  py::array_t<double> mflops(m.rows);
+  float* s = scores.mutable_data();
+  int64_t* i = ids.mutable_data();
+  double* f = mflops.mutable_data();
+  {
+    py::gil_scoped_release release;
+    index.search(m.data, m.rows, m.cols, p, s, i, f);
+  }
+  return py::make_tuple(scores, ids, mflops);
+}
+
+inline const int64_t* optional_ids(const py::object& ids, size_t n, IdArray& holder) {
+  if (ids.is_none()) return nullptr;
+  holder = ids.cast<IdArray>();
+  if (holder.ndim() != 1 || static_cast<size_t>(holder.shape(0)) != n)
+    raise("ids must be a 1-D array of length ", n);
+  return holder.data();
+}
+
+}  // namespace adanns_bind

@@ -1,0 +1,186 @@
+"""PQ-code indices on Matryoshka prefixes: OPQIndex (AdANNS-OPQ, exhaustive over codes) and
+IVFOPQIndex (AdANNS-IVFOPQ: IVF on cluster_dim coordinates, codes in the lists, re-ranking with the
+stored full-precision vectors)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from . import _validate as v
+from .index import SearchResult, _Index, _funnel, _rerank_plan
+from .opq import MAX_TRAIN_POINTS, train_opq, train_pq
+
+
+class _PQBase(_Index):
+    """Shared by both PQ indices: training (PQ or OPQ on the prefix), add, search."""
+
+    _opq: bool
+
+    @property
+    def pq_dim(self) -> int:
+        return self._impl.pq_dim
+
+    @property
+    def m(self) -> int:
+        return self._impl.m
+
+    @property
+    def nbits(self) -> int:
+        return self._impl.nbits
+
+    @property
+    def store_vectors(self) -> bool:
+        return self._impl.store_vectors
+
+    @property
+    def is_trained(self) -> bool:
+        return self._impl.is_trained
+
+    @property
+    def rotation(self) -> np.ndarray | None:
+        """The OPQ rotation R (pq_dim, pq_dim): codes quantize x[:, :pq_dim] @ R; None without OPQ."""
+        return self._impl.rotation() if self._impl.has_rotation else None
+
+    @property
+    def codebook(self) -> np.ndarray:
+        """(m, ksub, pq_dim // m) float32 sub-quantizer centroids."""
+        cb = self._impl.codebook()
+        return cb.reshape(self.m, -1, cb.shape[1]) if cb.size else cb
+
+    def train(self, x, threads: int | None = None, opq_niter: int = 50, pq_niter: int = 25,
+              max_train_points: int = MAX_TRAIN_POINTS) -> None:
+        """Trains the coarse quantizer (IVF), then PQ or OPQ on the first pq_dim coordinates (of the
+        residuals for IVF with residual=True). Only while the index is empty."""
+        x = v.as_vectors(x, "x", dim=self.dim)
+        t = v.threads(threads)
+        opq_niter = v.positive_int(opq_niter, "opq_niter", minimum=0)
+        pq_niter = v.positive_int(pq_niter, "pq_niter", minimum=0)
+        max_train_points = v.positive_int(max_train_points, "max_train_points", minimum=0)
+        if len(self):
+            raise ValueError(f"cannot retrain a PQ index that holds {len(self)} vectors")
+        ksub = 1 << self.nbits
+        if x.shape[0] < max(ksub, getattr(self, "nlist", 0)):
+            raise ValueError(f"training needs at least {max(ksub, getattr(self, 'nlist', 0))} vectors, got {x.shape[0]}")
+        seed = self._impl.seed
+        centroids = self._impl.coarse_kmeans(x, t) if self._impl.nlist else np.zeros((0, 0), np.float32)
+        y = self._impl.training_targets(x, centroids, t)
+        if self._opq:
+            rot, codebook = train_opq(y, self.m, self.nbits, niter=opq_niter, seed=seed, threads=t,
+                                      max_points=max_train_points)
+        else:
+            rot, codebook = None, train_pq(y, self.m, self.nbits, niter=pq_niter, seed=seed, threads=t,
+                                           max_points=max_train_points)
+        self._impl.set_trained(centroids, rot, codebook)
+
+    def add(self, x, ids=None, threads: int | None = None) -> None:
+        if not self.is_trained:
+            raise RuntimeError("PQ index is not trained: call train() before add()")
+        x = v.as_vectors(x, "x", dim=self.dim)
+        self._impl.add(x, None if ids is None else v.as_ids(ids, x.shape[0]), v.threads(threads))
+
+    def encode(self, x, threads: int | None = None) -> np.ndarray:
+        """(n, m) uint8 codes of x, as add() stores them."""
+        if not self.is_trained:
+            raise RuntimeError("PQ index is not trained: call train() first")
+        return self._impl.encode(v.as_vectors(x, "x", dim=self.dim), v.threads(threads))
+
+    def _search(self, q, k, nprobe, rerank_dim, rerank_k, funnel, threads) -> SearchResult:
+        if not self.is_trained:
+            raise RuntimeError("PQ index is not trained: call train() before search()")
+        need = max(self.pq_dim, getattr(self, "cluster_dim", 0))
+        q = v.as_vectors(q, "queries", max_dim=self.dim)
+        if q.shape[1] < need:
+            raise ValueError(f"queries must have at least {need} coordinates (pq_dim/cluster_dim), got {q.shape[1]}")
+        k = v.positive_int(k, "k")
+        rd, rk, stages = _rerank_plan(self.dim, q.shape[1], k, rerank_dim, rerank_k, funnel)
+        if (rd or stages) and not self.store_vectors:
+            raise ValueError("this index keeps no vectors (store_vectors=False): re-ranking is not available")
+        scores, ids, mflops = self._impl.search(q, k, nprobe, rd, rk, v.threads(threads), stages)
+        return SearchResult(scores, ids, mflops)
+
+
+class OPQIndex(_PQBase):
+    """AdANNS-OPQ: m bytes per vector quantize the first ``pq_dim`` coordinates (OPQ-rotated when
+    ``opq``); search scans every code with per-query lookup tables (ADC), then optionally re-ranks
+    with the stored full vectors (``rerank_dim``/``rerank_k`` or ``funnel``)."""
+
+    def __init__(self, dim: int, m: int, pq_dim: int | None = None, metric: str = "ip", opq: bool = True,
+                 nbits: int = 8, store_vectors: bool = True, seed: int = 0):
+        dim = v.positive_int(dim, "dim")
+        pq_dim = dim if pq_dim is None else v.positive_int(pq_dim, "pq_dim")
+        m = v.positive_int(m, "m")
+        _check_pq(dim, m, pq_dim, metric, nbits)
+        self._opq = bool(opq)
+        self._impl = _core.PQIndex(dim, 0, 0, pq_dim, m, nbits, metric, False, bool(store_vectors),
+                                   v.positive_int(seed, "seed", minimum=0), 0)
+
+    def search(self, q, k: int = 10, rerank_dim: int | None = None, rerank_k: int | None = None,
+               funnel=None, threads: int | None = None) -> SearchResult:
+        return self._search(q, k, 1, rerank_dim, rerank_k, funnel, threads)
+
+    def __repr__(self) -> str:
+        return (f"OPQIndex(dim={self.dim}, m={self.m}, pq_dim={self.pq_dim}, metric={self.metric!r}, "
+                f"nbits={self.nbits}, ntotal={len(self)}, trained={self.is_trained})")
+
+
+class IVFOPQIndex(_PQBase):
+    """AdANNS-IVFOPQ: IVF on the first ``cluster_dim`` coordinates; each list holds m-byte codes of
+    the first ``pq_dim`` coordinates (of the residual to the list centroid when ``residual``); the
+    ``rerank_k`` best are re-ranked with ``rerank_dim`` coordinates of the stored vectors."""
+
+    def __init__(self, dim: int, nlist: int, cluster_dim: int | None = None, m: int = 32,
+                 pq_dim: int | None = None, metric: str = "ip", opq: bool = True, nbits: int = 8,
+                 residual: bool = True, store_vectors: bool = True, seed: int = 0, niter: int = 20):
+        dim = v.positive_int(dim, "dim")
+        cluster_dim = dim if cluster_dim is None else v.positive_int(cluster_dim, "cluster_dim")
+        if cluster_dim > dim:
+            raise ValueError(f"cluster_dim must be <= dim ({dim}), got {cluster_dim}")
+        pq_dim = dim if pq_dim is None else v.positive_int(pq_dim, "pq_dim")
+        m = v.positive_int(m, "m")
+        _check_pq(dim, m, pq_dim, metric, nbits)
+        self._opq = bool(opq)
+        self._impl = _core.PQIndex(dim, v.positive_int(nlist, "nlist"), cluster_dim, pq_dim, m, nbits, metric,
+                                   bool(residual), bool(store_vectors), v.positive_int(seed, "seed", minimum=0),
+                                   v.positive_int(niter, "niter", minimum=0))
+
+    @property
+    def nlist(self) -> int:
+        return self._impl.nlist
+
+    @property
+    def cluster_dim(self) -> int:
+        return self._impl.cluster_dim
+
+    @property
+    def centroids(self) -> np.ndarray:
+        return self._impl.centroids()
+
+    def list_sizes(self) -> np.ndarray:
+        return self._impl.list_sizes()
+
+    def search(self, q, k: int = 10, nprobe: int = 1, rerank_dim: int | None = None,
+               rerank_k: int | None = None, funnel=None, threads: int | None = None) -> SearchResult:
+        return self._search(q, k, v.positive_int(nprobe, "nprobe"), rerank_dim, rerank_k, funnel, threads)
+
+    def __repr__(self) -> str:
+        return (f"IVFOPQIndex(dim={self.dim}, nlist={self.nlist}, cluster_dim={self.cluster_dim}, m={self.m}, "
+                f"pq_dim={self.pq_dim}, metric={self.metric!r}, ntotal={len(self)}, trained={self.is_trained})")
+
+
+def _check_pq(dim: int, m: int, pq_dim: int, metric: str, nbits) -> None:
+    if pq_dim > dim:
+        raise ValueError(f"pq_dim must be <= dim ({dim}), got {pq_dim}")
+    if pq_dim % m:
+        raise ValueError(f"pq_dim ({pq_dim}) must be a multiple of m ({m})")
+    if metric not in ("ip", "l2"):
+        raise ValueError(f"PQ indices support metrics 'ip' and 'l2', got {metric!r}")
+    if nbits not in (4, 8) or isinstance(nbits, bool):
+        raise ValueError(f"nbits must be 4 or 8, got {nbits!r}")
+
+
+def _wrap_loaded(impl):
+    cls = IVFOPQIndex if impl.nlist else OPQIndex
+    obj = cls._wrap(impl)
+    obj._opq = impl.has_rotation
+    return obj
