@@ -77,9 +77,15 @@ def markdown(p: dict) -> str:
           ""]
     for line in p.get("skipped", []):
         md.append(f"- skipped: {line}")
+    fams = families(recs)
+    levels = (0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99)
+    for key, what, pick in (("mflops", "fewest MFLOPs/query", 0), ("qps_1t", "most queries/s (1 thread, batch)", 1)):
+        md += ["", f"## Frontiers compared: {what} reaching recall@10 >= level (empty: not reached)", ""]
+        md += table(("recall@10 >=", *fams), [[t, *[(cheapest_at(recs, f, t)[pick] or {}).get(key) for f in fams]]
+                                              for t in levels])
     md += ["", "## Cheapest setting per family at recall@10 >= 0.90 / 0.95", ""]
     rows = []
-    for fam in families(recs):
+    for fam in fams:
         for t in (0.90, 0.95):
             c, q = cheapest_at(recs, fam, t)
             rows.append([fam, t, c and f"{c['build_name']} {c['setting_name']}", c and c["mflops"],

@@ -22,7 +22,7 @@ def grid(ctx: Context) -> dict:
     if ctx.quick:
         return {"nlist": [1024], "cluster_dim": sorted({min(64, d), d}), "nprobe": [4, 8, 16, 32, 64],
                 "search_dim": sorted({d // 6, d // 3, d // 2, d}), "rerank_k": [100]}
-    return {"nlist": [512, 1024, 2048], "cluster_dim": sorted({min(64, d), d}),
+    return {"nlist": [1024, 2048], "cluster_dim": sorted({min(64, d), d}),
             "nprobe": [1, 2, 4, 8, 16, 32, 64, 128],
             "search_dim": sorted({d // 8, d // 6, d // 4, d // 3, d // 2, 2 * d // 3, d}),
             "rerank_k": [50, 100, 200]}

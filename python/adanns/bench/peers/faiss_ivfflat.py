@@ -14,7 +14,7 @@ __all__ = ["NAME", "PEER", "missing", "variants"]
 
 
 def variants(ctx: Context) -> list:
-    nlists = [1024] if ctx.quick else [512, 1024, 2048]
+    nlists = [1024] if ctx.quick else [256, 1024, 2048]
     nprobes = [1, 2, 4, 8, 16, 32, 64] + ([] if ctx.quick else [128])
     out = []
     for nlist in sorted({max(1, min(x, ctx.n // 39)) for x in nlists}):

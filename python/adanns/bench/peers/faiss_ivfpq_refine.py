@@ -17,7 +17,7 @@ def variants(ctx: Context) -> list:
     nlist = max(1, min(1024, ctx.n // 39))
     m = next((m for m in (32, 24, 16, 8, 4, 2, 1) if ctx.dim % m == 0))
     nprobes = [4, 8, 16, 32, 64] if ctx.quick else [2, 4, 8, 16, 32, 64, 128]
-    factors = [2, 10] if ctx.quick else [1, 2, 5, 10, 20]
+    factors = [2, 10, 50] if ctx.quick else [1, 2, 5, 10, 20, 50]
     settings = [{"nprobe": p, "k_factor": f} for p in nprobes if p <= nlist for f in factors]
     return [Variant(NAME, {"nlist": nlist, "M": m}, settings, _builder(ctx, nlist, m), peer=True)]
 

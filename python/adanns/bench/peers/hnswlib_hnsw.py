@@ -22,8 +22,8 @@ def missing():
 def variants(ctx: Context) -> list:
     ms = [16] if ctx.quick else [16, 32]
     efs = [16, 32, 64, 128, 256] + ([] if ctx.quick else [512])
-    return [Variant(NAME, {"M": m, "ef_construction": 100 if ctx.quick else 200}, [{"ef": e} for e in efs],
-                    _builder(ctx, m, 100 if ctx.quick else 200), peer=True) for m in ms]
+    return [Variant(NAME, {"M": m, "ef_construction": 100}, [{"ef": e} for e in efs], _builder(ctx, m, 100),
+                    peer=True) for m in ms]
 
 
 def _builder(ctx: Context, m: int, ef_construction: int):
