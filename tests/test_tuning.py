@@ -44,7 +44,8 @@ def test_out_of_reach_requests_warn_and_fall_back_to_the_best_or_cheapest_point(
 def test_lower_bound_is_mean_minus_z_standard_errors():
     r = np.array([1.0, 0.8, 0.9, 0.7, 1.0])
     expected = r.mean() - 1.645 * r.std(ddof=1) / math.sqrt(5)
-    assert tuning.lower_bound(r) == pytest.approx(expected)
+    assert tuning.lower_bound(r, z=1.645) == pytest.approx(expected)
+    assert tuning.lower_bound(r) == pytest.approx(r.mean() - tuning.Z_LCB * r.std(ddof=1) / math.sqrt(5))
     assert tuning.lower_bound(np.ones(10)) == 1.0
 
 
