@@ -221,6 +221,9 @@ def parser() -> argparse.ArgumentParser:
     bb.add_argument("--threads", type=_positive, help="'all threads' figures use this many (default: all cores)")
     bb.add_argument("--max-queries", type=_positive, help="use the first N queries only")
     bb.add_argument("--time-all", action="store_true", help="time every setting, not only near-frontier ones")
+    bb.add_argument("--repeats", type=_positive, help="batch timings: best of N (default 1 with --quick, else 3)")
+    bb.add_argument("--latency-queries", type=_positive,
+                    help="single-query calls for p50/p99 (default 50 with --quick, else 200)")
     bb.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
     bb.add_argument("--no-tune-check", action="store_true", help="skip the held-out check of target_recall")
     bb.add_argument("--name", help="corpus name in titles (default: the base file's folder)")

@@ -102,8 +102,8 @@ def main(args) -> int:
             continue
         variants += mod.variants(ctx)
     builds, settings = sweep.size(variants)
-    opts = sweep.Options(repeats=1 if args.quick else 3, latency_queries=50 if args.quick else 200,
-                         time_all=args.time_all)
+    opts = sweep.Options(repeats=args.repeats or (1 if args.quick else 3),
+                         latency_queries=args.latency_queries or (50 if args.quick else 200), time_all=args.time_all)
     print(f"sweep: {builds} builds, {settings} search settings over {len(set(v.family for v in variants))} "
           f"families ({'quick' if args.quick else 'default'}), {len(queries)} queries, {ctx.threads} threads; "
           f"load average {info['loadavg_start']}", flush=True)
