@@ -39,9 +39,11 @@ def info() -> dict:
     out = {"cpu_model": model, "simd_flags": [f for f in SIMD_FLAGS if f in flags], "logical_cpus": os.cpu_count(),
            "loadavg_start": loadavg(), "python": sys.version.split()[0], "numpy": np.__version__,
            "adanns": adanns.__version__, "adanns_simd": adanns.simd_level()}
-    for mod in ("faiss", "hnswlib"):
+    from importlib import metadata
+
+    for mod, dist in (("faiss", "faiss-cpu"), ("hnswlib", "hnswlib")):
         try:
-            out[mod] = getattr(__import__(mod), "__version__", "installed")
-        except ImportError:
+            out[mod] = getattr(__import__(mod), "__version__", None) or metadata.version(dist)
+        except (ImportError, metadata.PackageNotFoundError):
             out[mod] = None
     return out
