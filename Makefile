@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 SOURCES := $(shell find cpp bindings python -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.py' \)) CMakeLists.txt pyproject.toml
 
-.PHONY: all install demo test test-cpp bench clean
+.PHONY: all install demo test test-cpp bench bench-wordnet clean
 
 all: install
 
@@ -42,6 +42,15 @@ test-cpp: $(VENV)/.tools
 bench: install
 	$(PIP) install -q faiss-cpu hnswlib matplotlib
 	$(PY) benchmarks/ivf_vs_faiss.py
+
+# `adanns bench` on the shared WordNet corpus: QUICK=--quick (default) or QUICK= for the default sweep.
+DATA ?= ../shared/data/wordnet-minilm
+QUICK ?= --quick
+bench-wordnet: install
+	$(PIP) install -q faiss-cpu hnswlib matplotlib
+	$(VENV)/bin/adanns bench --base $(DATA)/base.npy --queries $(DATA)/queries.npy \
+	  --labels-base $(DATA)/labels_base.npy --labels-queries $(DATA)/labels_queries.npy --name wordnet-minilm \
+	  --out benchmarks/results/wordnet-minilm$(if $(QUICK),-quick,) $(QUICK)
 
 clean:
 	rm -rf build $(VENV)

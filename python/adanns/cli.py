@@ -4,6 +4,7 @@
     adanns search INDEX QUERIES.npy -k 10 [--nprobe N] [--search-dim D] [...] -o OUT.npz
     adanns info INDEX
     adanns serve --data-dir DIR [--host 127.0.0.1] [--port 8000] [--api-key KEY]
+    adanns bench --base B.npy --queries Q.npy [--gt GT.npy] --out DIR [--peers faiss,hnswlib] [--quick]
 
 Errors print one line on stderr and exit with status 1 (2 for a bad command line).
 """
@@ -162,6 +163,12 @@ def serve(args) -> int:
     return 0
 
 
+def bench(args) -> int:
+    from .bench.run import main as run_bench
+
+    return run_bench(args)
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="adanns", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -216,6 +223,35 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     v.add_argument("--access-log", action="store_true")
     v.set_defaults(func=serve)
+
+    bb = sub.add_parser("bench", help="recall vs MFLOPs / QPS of adanns and its peers on your embeddings",
+                        description="Sweeps adanns index kinds and settings and the peers' equivalents on the "
+                                    "same data in one process; writes results.json, results.md and PNG plots "
+                                    "to --out. Metric: inner product.")
+    bb.add_argument("--base", required=True, help="(n, d) float .npy")
+    bb.add_argument("--queries", required=True, help="(nq, d) float .npy")
+    bb.add_argument("--gt", help="(nq, >= k) int .npy of exact neighbour ids by inner product; computed and "
+                                 "cached in --out when absent")
+    bb.add_argument("--labels-base", help="(n,) int .npy: class labels, for top-1 accuracy and mAP@10")
+    bb.add_argument("--labels-queries", help="(nq,) int .npy")
+    bb.add_argument("--out", required=True, help="folder for results.json, results.md, plots, cached ground truth")
+    bb.add_argument("--peers", default="faiss,hnswlib", help="comma-separated: faiss, hnswlib, or none "
+                                                              "(missing ones are skipped; default %(default)s)")
+    bb.add_argument("--families", default="flat,ivf", help="adanns kinds to sweep (default %(default)s)")
+    bb.add_argument("--quick", action="store_true", help="a small sweep (minutes on 100k vectors)")
+    bb.add_argument("-k", type=_positive, default=10)
+    bb.add_argument("--seed", type=int, default=0, help="training samples and the tuning split")
+    bb.add_argument("--threads", type=_positive, help="'all threads' figures use this many (default: all cores)")
+    bb.add_argument("--max-queries", type=_positive, help="use the first N queries only")
+    bb.add_argument("--time-all", action="store_true", help="time every setting, not only near-frontier ones")
+    bb.add_argument("--repeats", type=_positive, help="batch timings: best of N (default 1 with --quick, else 3)")
+    bb.add_argument("--latency-queries", type=_positive,
+                    help="single-query calls for p50/p99 (default 50 with --quick, else 200)")
+    bb.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
+    bb.add_argument("--no-tune-check", action="store_true", help="skip the held-out check of target_recall")
+    bb.add_argument("--name", help="corpus name in titles (default: the base file's folder)")
+    bb.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    bb.set_defaults(func=bench)
     return ap
 
 

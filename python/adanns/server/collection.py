@@ -274,9 +274,10 @@ class Collection:
 
     # ------------------------------------------------------------------------------------ reads
     def search(self, queries: np.ndarray, k: int, threads: int, nprobe=None, search_dim=None, rerank_dim=None,
-               rerank_k=None) -> adanns.SearchResult:
+               rerank_k=None, target_recall=None, budget_mflops=None) -> adanns.SearchResult:
         return self.search_checked(self.check_queries(queries), k, threads, nprobe=nprobe, search_dim=search_dim,
-                                   rerank_dim=rerank_dim, rerank_k=rerank_k)
+                                   rerank_dim=rerank_dim, rerank_k=rerank_k, target_recall=target_recall,
+                                   budget_mflops=budget_mflops)
 
     def check_queries(self, queries: np.ndarray) -> np.ndarray:
         """The queries as a float32 (n, d) batch with d <= dim, or Invalid."""
@@ -294,20 +295,41 @@ class Collection:
         return queries
 
     def search_checked(self, queries: np.ndarray, k: int, threads: int, nprobe=None, search_dim=None,
-                       rerank_dim=None, rerank_k=None) -> adanns.SearchResult:
+                       rerank_dim=None, rerank_k=None, target_recall=None, budget_mflops=None) -> adanns.SearchResult:
         """Searches queries that passed `check_queries`."""
         if nprobe is not None and self.config.kind != "ivf":
             raise Invalid(f"nprobe applies to kind 'ivf', index {self.name!r} is {self.config.kind!r}")
         knobs = dict(k=k, search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k, threads=threads)
+        target = dict(target_recall=target_recall, budget_mflops=budget_mflops)
         with self.lock.read():
             try:
-                if self._buffer_active:  # not trained yet: exact search over what has been added
+                if self._buffer_active:  # not trained yet: exact search (recall 1) over what has been added
                     return self._flat.search(queries, **knobs)
                 if self.config.kind == "ivf":
-                    return self._index.search(queries, nprobe=nprobe or 1, **knobs)
-                return self._index.search(queries, **knobs)
+                    return self._index.search(queries, nprobe=nprobe, **knobs, **target)
+                return self._index.search(queries, **knobs, **target)
+            except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: not tuned
+                raise Invalid(str(e)) from None
+
+    def tune(self, queries: np.ndarray, k: int, threads: int, sample=None, seed: int = 0) -> "adanns.tuning.Frontier":
+        """Measures the default grid on ``queries`` (exact ground truth from the index itself), keeps the
+        frontier in the index and snapshots at once, so a restart keeps it."""
+        queries = np.asarray(queries)
+        if queries.ndim != 2 or queries.shape[0] == 0 or queries.shape[1] == 0:
+            raise Invalid(f"queries must be a non-empty (n, d) batch, got shape {queries.shape}")
+        with self.lock.write():
+            if self._wal is None:
+                raise NotFound(f"index {self.name!r} was deleted")
+            if self._buffer_active:
+                raise Invalid(f"index {self.name!r} is not trained yet: its searches are exact, nothing to tune")
+            if len(self._ids) < k:
+                raise Invalid(f"index {self.name!r} holds {len(self._ids)} vectors, fewer than k = {k}")
+            try:
+                frontier = self._index.tune(queries, k=k, sample=sample, seed=seed, threads=threads)
             except (ValueError, TypeError) as e:
                 raise Invalid(str(e)) from None
+            self._snapshot()
+        return frontier
 
     def info(self) -> dict:
         with self.lock.read():

@@ -62,12 +62,42 @@ class SearchRequest(_Body):
     nprobe: Optional[Annotated[StrictInt, Field(ge=1)]] = None
     rerank_dim: Optional[Annotated[StrictInt, Field(ge=1)]] = None
     rerank_k: Optional[Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = None
+    target_recall: Optional[Annotated[float, Field(gt=0, le=1)]] = Field(
+        None, description="the cheapest tuned setting predicted to reach this recall@k (needs POST .../tune)")
+    budget_mflops: Optional[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        None, description="the most accurate tuned setting costing at most this many MFLOPs per query")
 
     @model_validator(mode="after")
     def _one_of_vector_or_vectors(self):
         if (self.vector is None) == (self.vectors is None):
             raise ValueError("give exactly one of 'vector' (one query) or 'vectors' (a batch)")
+        if self.target_recall is not None and self.budget_mflops is not None:
+            raise ValueError("give target_recall or budget_mflops, not both")
+        if self.target_recall is not None or self.budget_mflops is not None:
+            knobs = [n for n in ("search_dim", "nprobe", "rerank_dim", "rerank_k") if getattr(self, n) is not None]
+            if knobs:
+                raise ValueError(f"target_recall / budget_mflops choose the search settings; do not also give {knobs}")
         return self
+
+
+class TuneRequest(_Body):
+    vectors: Annotated[list[Vector], Field(min_length=1, description="sample queries (not the indexed vectors)")]
+    k: Annotated[StrictInt, Field(ge=1, le=10_000)] = 10
+    sample: Optional[Annotated[StrictInt, Field(ge=1)]] = None
+    seed: Annotated[StrictInt, Field(ge=0)] = 0
+
+
+class FrontierPoint(BaseModel):
+    params: dict[str, Any]
+    recall: float
+    recall_lcb: float
+    mflops: float
+
+
+class TuneResponse(BaseModel):
+    k: int
+    queries: int
+    points: list[FrontierPoint]
 
 
 class Hits(BaseModel):

@@ -52,7 +52,8 @@ async def answer_search(app, name: str, authorization: str | None, content_type:
     # with concurrent requests that ask the same of the same index.
     res = await app.state.batcher.search(collection, queries, query.k, app.state.settings.search_threads,
                                          nprobe=query.nprobe, search_dim=query.search_dim,
-                                         rerank_dim=query.rerank_dim, rerank_k=query.rerank_k)
+                                         rerank_dim=query.rerank_dim, rerank_k=query.rerank_k,
+                                         target_recall=query.target_recall, budget_mflops=query.budget_mflops)
     # JSON has no infinity: a padding slot (id -1) gets the score null.
     results = [{"ids": ids, "scores": [s if i >= 0 and math.isfinite(s) else None for i, s in zip(ids, scores)]}
                for ids, scores in zip(res.ids.tolist(), res.scores.tolist())]

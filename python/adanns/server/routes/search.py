@@ -7,11 +7,14 @@ fast path is ever bypassed.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import numpy as np
+from fastapi import APIRouter, Depends, Request, Response
 
-from ..deps import IndexName
-from ..schemas import Error, SearchRequest, SearchResponse
+from ..deps import IndexName, get_store, require_api_key, run_blocking
+from ..errors import Invalid
+from ..schemas import Error, SearchRequest, SearchResponse, TuneRequest, TuneResponse
 from ..search_path import answer_search
+from ..store import Store
 
 router = APIRouter(prefix="/indexes/{name}", tags=["search"],
                    responses={401: {"model": Error}, 404: {"model": Error}, 413: {"model": Error},
@@ -25,3 +28,19 @@ async def search(request: Request, name: str = IndexName) -> Response:
     body = await answer_search(request.app, name, request.headers.get("authorization"),
                                request.headers.get("content-type", "application/json"), await request.body())
     return Response(body, media_type="application/json")
+
+
+@router.post("/tune", response_model=TuneResponse, dependencies=[Depends(require_api_key)],
+             summary="Measure recall and cost of the search settings on sample queries; keep the Pareto frontier")
+async def tune(body: TuneRequest, request: Request, name: str = IndexName, store: Store = Depends(get_store)):
+    collection = store.get(name)
+    if len({len(r) for r in body.vectors}) != 1:
+        raise Invalid("the vectors of a batch must all have the same length")
+    queries = np.array(body.vectors, dtype=np.float32)
+    if not np.isfinite(queries).all():
+        raise Invalid("vectors contain NaN or infinity (or values beyond float32)")
+    frontier = await run_blocking(request, collection.tune, queries, body.k, request.app.state.settings.search_threads,
+                                  sample=body.sample, seed=body.seed)
+    return TuneResponse(k=frontier.k, queries=frontier.nq,
+                        points=[{"params": p.params, "recall": p.recall, "recall_lcb": p.recall_lcb,
+                                 "mflops": p.mflops} for p in frontier.points])

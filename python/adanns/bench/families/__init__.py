@@ -1,0 +1,1 @@
+"""adanns index kinds in the benchmark, one module each (OPQ and binary codes plug in here)."""
