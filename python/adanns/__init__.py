@@ -2,6 +2,7 @@
 
 from . import codes
 from ._core import available_simd_levels, set_simd_level, simd_level
+from .binarized import BinarizedIndex
 from .binary import BinaryIndex, HammingResult, RangeResult, RerankResult, hamming_kernel
 from .clustering import kmeans
 from .codes import LLC, Binarizer, CodeClassifier, binarize
@@ -12,6 +13,7 @@ from .pq import IVFOPQIndex, OPQIndex
 __version__ = "0.1.0"
 
 __all__ = [
+    "BinarizedIndex",
     "BinaryIndex",
     "Binarizer",
     "CodeClassifier",

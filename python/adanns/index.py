@@ -373,7 +373,9 @@ def load(path, mmap: bool = False, verify: bool = True):
         raise FileNotFoundError(f"no index file at {path!r}")
     impl = _core.load(path, bool(mmap), bool(verify))
     if isinstance(impl, _core.BinaryIndex):
-        return BinaryIndex._wrap(impl)
+        from .binarized import BinarizedIndex  # a code index whose metadata holds a binarizer
+        codes = BinaryIndex._wrap(impl)
+        return BinarizedIndex._from_binary(codes) or codes
     if isinstance(impl, _core.PQIndex):  # PQ indices read their data (mmap has no effect)
         from .pq import _wrap_loaded
         return _wrap_loaded(impl)

@@ -1,7 +1,7 @@
 """One named index on disk: its configuration, its latest snapshot and its write-ahead log.
 
 Folder layout: ``meta.json`` (configuration + which snapshot is current), ``snapshot-<seq>/`` (``index.adanns``
-and ``ids.npy``, or ``buffer.npy`` and ``ids.npy`` for an IVF index not trained yet) and ``wal.log``
+and ``ids.npy``, or ``buffer.npy`` and ``ids.npy`` for an index not trained yet) and ``wal.log``
 (every write after that snapshot). Every write is validated, logged (fsynced), then applied under the
 exclusive lock; searches hold the shared lock, so they see a batch entirely or not at all.
 """
@@ -19,14 +19,12 @@ import numpy as np
 
 import adanns
 
+from . import kinds
 from .errors import Invalid, NotFound
 from .rwlock import RWLock
 from .wal import Op, Record, WriteAheadLog, replay
 
 log = logging.getLogger("adanns.server")
-
-KINDS = ("flat", "ivf")
-IVF_PARAMS = {"nlist", "cluster_dim", "seed", "niter", "train_size"}
 
 
 @dataclass
@@ -39,29 +37,7 @@ class Config:
     @staticmethod
     def resolve(dim: int, metric: str, kind: str, params: dict) -> "Config":
         """Fills defaults and checks the parameters against the kind (Invalid on a problem)."""
-        params = dict(params or {})
-        if kind == "flat":
-            if params:
-                raise Invalid(f"kind 'flat' takes no params, got {sorted(params)}")
-            return Config(dim, metric, kind, {})
-        unknown = set(params) - IVF_PARAMS
-        if unknown:
-            raise Invalid(f"unknown params for kind 'ivf': {sorted(unknown)}; expected some of {sorted(IVF_PARAMS)}")
-        for key, value in params.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key in ("seed", "niter") else 1):
-                raise Invalid(f"params.{key} must be a {'non-negative' if key in ('seed', 'niter') else 'positive'} "
-                              f"integer, got {value!r}")
-        nlist = params.setdefault("nlist", 256)
-        params.setdefault("cluster_dim", dim)
-        params.setdefault("seed", 0)
-        params.setdefault("niter", 20)
-        # ~40 points per centroid is what k-means needs to place them well.
-        params.setdefault("train_size", 40 * nlist)
-        if params["cluster_dim"] > dim:
-            raise Invalid(f"params.cluster_dim must be <= dim ({dim}), got {params['cluster_dim']}")
-        if params["train_size"] < nlist:
-            raise Invalid(f"params.train_size must be >= nlist ({nlist}), got {params['train_size']}")
-        return Config(dim, metric, kind, params)
+        return Config(dim, metric, kind, kinds.resolve(dim, metric, kind, params))
 
     def as_dict(self) -> dict:
         return {"dim": self.dim, "metric": self.metric, "kind": self.kind, "params": self.params}
@@ -95,7 +71,7 @@ class Collection:
         self._snapshot_every = snapshot_every
         self._ids: set[int] = set()
         self._seq = 0
-        # An IVF index collects its vectors here (searched exactly) until there are enough to train on.
+        # A kind that learns from data collects its vectors here (searched exactly) until there are enough to train on.
         self._buffer: dict[int, np.ndarray] = {}
         self._flat: adanns.FlatIndex | None = None
         self._index = None
@@ -141,13 +117,9 @@ class Collection:
     def _empty(self) -> None:
         c = self.config
         self._ids, self._buffer = set(), {}
-        if c.kind == "flat":
-            self._index, self._flat = adanns.FlatIndex(c.dim, metric=c.metric), None
-        else:
-            p = c.params
-            self._index = adanns.IVFIndex(c.dim, nlist=p["nlist"], metric=c.metric, cluster_dim=p["cluster_dim"],
-                                          seed=p["seed"], niter=p["niter"])
-            self._flat = adanns.FlatIndex(c.dim, metric=c.metric)
+        self._index = kinds.new_index(c.dim, c.metric, c.kind, c.params)
+        # Kinds that learn from data are searched exactly, from a buffer, until they are trained.
+        self._flat = None if c.kind == "flat" else adanns.FlatIndex(c.dim, metric=c.metric)
 
     # ------------------------------------------------------------------------------------ snapshots
     def _load_snapshot(self, path: Path) -> None:
@@ -216,14 +188,14 @@ class Collection:
 
     def train(self) -> None:
         with self.lock.write():
-            if self.config.kind != "ivf":
-                raise Invalid(f"index {self.name!r} is of kind {self.config.kind!r}, which needs no training")
+            if self.config.kind == "flat":
+                raise Invalid(f"index {self.name!r} is of kind 'flat', which needs no training")
             if self._index.is_trained:
                 return
-            nlist = self.config.params["nlist"]
-            if len(self._buffer) < nlist:
-                raise Invalid(f"training needs at least nlist = {nlist} vectors, index {self.name!r} has "
-                              f"{len(self._buffer)}")
+            need = kinds.min_train_size(self.config.kind, self.config.params)
+            if len(self._buffer) < need:
+                raise Invalid(f"training an index of kind {self.config.kind!r} needs at least {need} vectors, "
+                              f"index {self.name!r} has {len(self._buffer)}")
             self._write(Record(Op.TRAIN, self._seq + 1, np.zeros(0, np.int64), np.zeros((0, 0), np.float32)))
 
     def _apply(self, rec: Record) -> None:
@@ -297,17 +269,21 @@ class Collection:
     def search_checked(self, queries: np.ndarray, k: int, threads: int, nprobe=None, search_dim=None,
                        rerank_dim=None, rerank_k=None, target_recall=None, budget_mflops=None) -> adanns.SearchResult:
         """Searches queries that passed `check_queries`."""
-        if nprobe is not None and self.config.kind != "ivf":
-            raise Invalid(f"nprobe applies to kind 'ivf', index {self.name!r} is {self.config.kind!r}")
-        knobs = dict(k=k, search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k, threads=threads)
-        target = dict(target_recall=target_recall, budget_mflops=budget_mflops)
+        kind = self.config.kind
+        given = dict(nprobe=nprobe, search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k,
+                     target_recall=target_recall, budget_mflops=budget_mflops)
+        given = {key: value for key, value in given.items() if value is not None}
+        allowed = kinds.KNOBS[kind] | ({"target_recall", "budget_mflops"} if hasattr(self._index, "tune") else set())
+        wrong = sorted(set(given) - allowed)
+        if wrong:
+            raise Invalid(f"{', '.join(wrong)} do{'es' if len(wrong) == 1 else ''} not apply to kind {kind!r} "
+                          f"(index {self.name!r}); it takes {sorted(allowed)}")
         with self.lock.read():
             try:
                 if self._buffer_active:  # not trained yet: exact search (recall 1) over what has been added
-                    return self._flat.search(queries, **knobs)
-                if self.config.kind == "ivf":
-                    return self._index.search(queries, nprobe=nprobe, **knobs, **target)
-                return self._index.search(queries, **knobs, **target)
+                    exact = {key: given[key] for key in ("rerank_dim", "rerank_k") if key in given}
+                    return self._flat.search(queries, k=k, threads=threads, **exact)
+                return self._index.search(queries, k=k, threads=threads, **given)
             except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: not tuned
                 raise Invalid(str(e)) from None
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 Metric = Literal["ip", "l2", "cosine"]
-Kind = Literal["flat", "ivf"]
+Kind = Literal["flat", "ivf", "opq", "ivfopq", "binary"]
 Id = Annotated[StrictInt, Field(ge=0, lt=2**63)]
 Vector = Annotated[list[float], Field(min_length=1)]
 
@@ -22,7 +22,10 @@ class IndexSpec(_Body):
     metric: Metric = "ip"
     kind: Kind = "ivf"
     params: dict[str, Any] = Field(default_factory=dict,
-                                   description="ivf: nlist, cluster_dim, seed, niter, train_size; flat: none")
+                                   description="ivf: nlist, cluster_dim, seed, niter, train_size; opq: m, pq_dim, opq, nbits, "
+                                               "store_vectors, seed, train_size; ivfopq: the ivf and opq params "
+                                               "and residual; binary: bits, rotation (null or 'itq'), center, "
+                                               "seed, train_size; flat: none")
 
 
 class IndexInfo(BaseModel):

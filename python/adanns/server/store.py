@@ -11,6 +11,7 @@ from pathlib import Path
 
 import adanns
 
+from . import kinds
 from .collection import Collection, Config, _save_npy, fsync_dir, write_json_atomically
 from .errors import Conflict, Invalid, NotFound
 
@@ -73,11 +74,12 @@ class Store:
         the collection's first snapshot, with an empty log."""
         _check_name(name)
         index = adanns.load(path)
-        params = {} if isinstance(index, adanns.FlatIndex) else {
-            "nlist": index.nlist, "cluster_dim": index.cluster_dim, "seed": index.seed, "niter": index.niter}
-        kind = "flat" if isinstance(index, adanns.FlatIndex) else "ivf"
-        if kind == "ivf" and not index.is_trained:
-            raise Invalid(f"{path}: an untrained IVF index cannot be served; build it with vectors first")
+        try:
+            kind, params = kinds.describe_file(index)
+        except Invalid as e:
+            raise Invalid(f"{path}: {e.detail}") from None
+        if not index.is_trained:
+            raise Invalid(f"{path}: an untrained {kind} index cannot be served; build it with vectors first")
         config = Config.resolve(index.dim, index.metric, kind, params)
         with self._lock:
             if name in self._collections:

@@ -39,7 +39,7 @@ async def delete_index(request: Request, name: str = IndexName, store: Store = D
     return Response(status_code=204)
 
 
-@router.post("/{name}/train", response_model=IndexInfo, summary="Train an IVF index on what it holds now")
+@router.post("/{name}/train", response_model=IndexInfo, summary="Train an index (any kind but flat) on what it holds now")
 async def train_index(request: Request, name: str = IndexName, store: Store = Depends(get_store)):
     collection = store.get(name)
     await run_blocking(request, collection.train)

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/indexes/{name}/vectors", tags=["vectors"], dependenc
 NPY = "application/x-npy"
 _NPY_DOC = (f"Upsert (existing ids are replaced). Body: JSON {{ids, vectors}}, or `{NPY}`: a float (n, dim) "
             "array followed by an int (n,) ids array in the same body, or ids in the `ids` query parameter "
-            "(comma-separated). IVF indexes train on their first `train_size` vectors.")
+            "(comma-separated). Kinds that learn from data (all but flat) train on their first `train_size` vectors.")
 
 
 @router.post("", response_model=WriteAck, description=_NPY_DOC,
