@@ -107,3 +107,27 @@ def test_serve_imports_a_built_file_and_answers_like_the_python_api(tmp_path, ba
 def test_serve_rejects_a_malformed_index_spec(tmp_path, capsys):
     assert main(["serve", "--data-dir", str(tmp_path), "--index", "no-equals-sign"]) == 1
     assert "NAME=FILE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, extra, twin, knobs", [
+    ("opq", ["--m", "4", "--pq-dim", "16", "--nbits", "4"],
+     lambda: adanns.OPQIndex(24, m=4, pq_dim=16, nbits=4), {"rerank_k": 20}),
+    ("ivfopq", ["--m", "4", "--pq-dim", "16", "--nbits", "4", "--nlist", "8", "--cluster-dim", "8", "--no-opq"],
+     lambda: adanns.IVFOPQIndex(24, nlist=8, cluster_dim=8, m=4, pq_dim=16, nbits=4, opq=False), {"nprobe": 3}),
+    ("binary", ["--bits", "16"], lambda: adanns.BinarizedIndex(24, bits=16), {"rerank_k": 20}),
+])
+def test_build_search_info_for_the_code_kinds(tmp_path, base, capsys, kind, extra, twin, knobs):
+    path, x = base
+    out, queries, res = tmp_path / f"{kind}.adanns", tmp_path / "q.npy", tmp_path / "r.npz"
+    assert main(["build", str(path), "-o", str(out), "--kind", kind, "--train-size", "500", "-q", *extra]) == 0
+    ref = twin()
+    ref.train(x)  # train_size = n: the sample is the whole set, in order
+    ref.add(x)
+    np.save(queries, x[:12])
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in knobs.items()]
+    assert main(["search", str(out), str(queries), "-k", "3", "-o", str(res), *flags]) == 0
+    np.testing.assert_array_equal(np.load(res)["ids"], ref.search(x[:12], k=3, **knobs).ids)
+    assert main(["search", str(out), str(queries), "--search-dim", "8"]) == 1
+    assert "--search-dim applies to flat and IVF" in capsys.readouterr().err
+    assert main(["info", str(out)]) == 0
+    assert f"kind       {kind}" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """The ``adanns`` command: build an index from a .npy file, search it, describe it, serve indexes over HTTP.
 
-    adanns build BASE.npy -o INDEX [--kind ivf|flat] [--nlist N] [--cluster-dim D] [--metric ip|l2|cosine]
+    adanns build BASE.npy -o INDEX [--kind ivf|flat|opq|ivfopq|binary] [--nlist N] [--cluster-dim D] [--metric ip|l2|cosine]
     adanns search INDEX QUERIES.npy -k 10 [--nprobe N] [--search-dim D] [...] -o OUT.npz
     adanns info INDEX
     adanns serve --data-dir DIR [--host 127.0.0.1] [--port 8000] [--api-key KEY]
@@ -44,6 +44,32 @@ def _chunks(n: int, size: int):
         yield start, min(n, start + size)
 
 
+def _new_index(args, dim: int):
+    kind, metric = args.kind, args.metric
+    if kind == "flat":
+        return adanns.FlatIndex(dim, metric=metric)
+    if kind == "ivf":
+        return adanns.IVFIndex(dim, nlist=args.nlist, metric=metric, cluster_dim=args.cluster_dim, seed=args.seed,
+                               niter=args.niter)
+    if kind == "opq":
+        return adanns.OPQIndex(dim, m=args.m, pq_dim=args.pq_dim, metric=metric, opq=not args.no_opq,
+                               nbits=args.nbits, seed=args.seed)
+    if kind == "ivfopq":
+        return adanns.IVFOPQIndex(dim, nlist=args.nlist, cluster_dim=args.cluster_dim, m=args.m, pq_dim=args.pq_dim,
+                                  metric=metric, opq=not args.no_opq, nbits=args.nbits, seed=args.seed,
+                                  niter=args.niter)
+    if metric != "ip":
+        raise ValueError(f"--kind binary re-scores by inner product: --metric must be ip, got {metric}")
+    return adanns.BinarizedIndex(dim, bits=args.bits, rotation=args.rotation, seed=args.seed)
+
+
+def _default_train_size(args) -> int:
+    """~40 training points per centroid (IVF lists, PQ sub-centroids); a binarizer needs a mean."""
+    ksub = 1 << args.nbits
+    return {"ivf": 40 * args.nlist, "opq": 40 * ksub, "ivfopq": 40 * max(args.nlist, ksub),
+            "binary": 10_000 if args.rotation else 1_000}[args.kind]
+
+
 def build(args) -> int:
     from tqdm import tqdm
 
@@ -55,13 +81,10 @@ def build(args) -> int:
         if ids.shape != (n,):
             raise ValueError(f"ids {args.ids!r} must have shape ({n},), got {ids.shape}")
     t0 = time.perf_counter()
-    if args.kind == "flat":
-        index = adanns.FlatIndex(dim, metric=args.metric)
-    else:
-        index = adanns.IVFIndex(dim, nlist=args.nlist, metric=args.metric, cluster_dim=args.cluster_dim,
-                                seed=args.seed, niter=args.niter)
+    index = _new_index(args, dim)
+    if args.kind != "flat":
         # Train on a seeded random sample (sorted rows: sequential reads of the mapped file).
-        m = min(n, args.train_size or 40 * args.nlist)
+        m = min(n, args.train_size or _default_train_size(args))
         rows = np.sort(np.random.default_rng(args.seed).choice(n, size=m, replace=False))
         with tqdm(total=m, desc="training", unit="vec", disable=args.quiet) as bar:
             sample = np.empty((m, dim), np.float32)
@@ -90,10 +113,14 @@ def search(args) -> int:
     queries = _load_matrix(args.queries, "queries")
     knobs = dict(k=args.k, search_dim=args.search_dim, rerank_dim=args.rerank_dim, rerank_k=args.rerank_k,
                  threads=args.threads)
-    if isinstance(index, adanns.IVFIndex):
+    if isinstance(index, (adanns.IVFIndex, adanns.IVFOPQIndex)):
         knobs["nprobe"] = args.nprobe
     elif args.nprobe != 1:
-        raise ValueError("--nprobe applies to IVF indexes only")
+        raise ValueError("--nprobe applies to IVF and IVF-OPQ indexes only")
+    if not isinstance(index, (adanns.FlatIndex, adanns.IVFIndex)):
+        if args.search_dim is not None:
+            raise ValueError("--search-dim applies to flat and IVF indexes only")
+        del knobs["search_dim"]
     parts = [index.search(np.ascontiguousarray(queries[a:b], dtype=np.float32), **knobs)
              for a, b in _chunks(queries.shape[0], args.batch_size)]
     scores = np.concatenate([p.scores for p in parts])
@@ -111,9 +138,19 @@ def search(args) -> int:
 
 def info(args) -> int:
     index = adanns.load(args.index, mmap=True, verify=False)
-    kind = "ivf" if isinstance(index, adanns.IVFIndex) else "flat"
+    kind = {adanns.FlatIndex: "flat", adanns.IVFIndex: "ivf", adanns.OPQIndex: "opq", adanns.IVFOPQIndex: "ivfopq",
+            adanns.BinarizedIndex: "binary", adanns.BinaryIndex: "binary codes"}[type(index)]
+    if kind == "binary codes":
+        print(f"kind       {kind}\nbits       {index.nbits}\ncodes      {len(index)}")
+        print(f"bytes      {index.nbytes}\nfile       {os.path.getsize(args.index)} bytes")
+        return 0
     print(f"kind       {kind}\ndim        {index.dim}\nmetric     {index.metric}\nvectors    {len(index)}")
-    if kind == "ivf":
+    if kind in ("opq", "ivfopq"):
+        print(f"codes      m {index.m} x {index.nbits} bits of the first {index.pq_dim} dims, "
+              f"{'OPQ' if index.rotation is not None else 'PQ'}")
+    if kind == "binary":
+        print(f"codes      {index.bits} bits, rotation {index.rotation}")
+    if kind in ("ivf", "ivfopq"):
         sizes = index.list_sizes()
         print(f"nlist      {index.nlist}\ncluster    {index.cluster_dim} dims\ntrained    {index.is_trained}")
         if len(sizes):
@@ -178,12 +215,19 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build an index from a .npy file of embeddings")
     b.add_argument("base", help="(n, d) float .npy (float16 is converted chunk by chunk)")
     b.add_argument("-o", "--output", required=True, help="index file to write")
-    b.add_argument("--kind", choices=("ivf", "flat"), default="ivf")
+    b.add_argument("--kind", choices=("ivf", "flat", "opq", "ivfopq", "binary"), default="ivf")
     b.add_argument("--metric", choices=("ip", "l2", "cosine"), default="ip")
     b.add_argument("--ids", help="(n,) int64 .npy of ids (default 0..n-1)")
     b.add_argument("--nlist", type=_positive, default=1024, help="IVF lists (default %(default)s)")
     b.add_argument("--cluster-dim", type=_positive, help="coordinates k-means clusters on (default: all)")
-    b.add_argument("--train-size", type=_positive, help="training sample size (default 40 * nlist)")
+    b.add_argument("--m", type=_positive, default=32, help="opq/ivfopq: bytes (sub-quantizers) per code")
+    b.add_argument("--pq-dim", type=_positive, help="opq/ivfopq: coordinates the codes quantize (default: all)")
+    b.add_argument("--nbits", type=int, choices=(4, 8), default=8, help="opq/ivfopq: bits per sub-code")
+    b.add_argument("--no-opq", action="store_true", help="opq/ivfopq: plain PQ, no learned rotation")
+    b.add_argument("--bits", type=_positive, help="binary: code bits (multiple of 8; default: dim rounded down)")
+    b.add_argument("--rotation", choices=("itq",), help="binary: learn an ITQ rotation before the signs")
+    b.add_argument("--train-size", type=_positive,
+                   help="training sample size (default ~40 per centroid: 40 * nlist, 40 * 2^nbits)")
     b.add_argument("--niter", type=int, default=20)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--chunk-size", type=_positive, default=65536, help="rows read and added at a time")
