@@ -48,12 +48,16 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (health.router, indexes.router, vectors.router, search.router):
         app.include_router(router)
     _install_error_handlers(app)
-    # Added innermost first: the search fast path sits inside the body limit, which sits inside the
-    # metrics, so metrics see every response, including a 413 from the body limit.
-    app.add_middleware(SearchFastPath)
+    # Added innermost first: the body limit sits inside the metrics, so metrics see every response,
+    # including a 413 from the body limit. (Searches are answered before all this: see `asgi_app`.)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+def asgi_app(settings: Settings):
+    """What `adanns serve` runs: the search fast path in front of the FastAPI app."""
+    return SearchFastPath(create_app(settings))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
