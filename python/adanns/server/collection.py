@@ -296,6 +296,9 @@ class Collection:
         with self.lock.write():
             if self._wal is None:
                 raise NotFound(f"index {self.name!r} was deleted")
+            if not hasattr(self._index, "tune"):
+                raise Invalid(f"index {self.name!r} is of kind {self.config.kind!r}, which has no tuner: give its "
+                              f"knobs ({', '.join(sorted(kinds.KNOBS[self.config.kind]))}) with each search")
             if self._buffer_active:
                 raise Invalid(f"index {self.name!r} is not trained yet: its searches are exact, nothing to tune")
             if len(self._ids) < k:
