@@ -212,8 +212,22 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
     }
     std::vector<TopK> heaps(nc, TopK(keep));
     ScanScratch scratch;
+    // The sweep prefetches rows ahead within a list; the first rows of the next probed list are
+    // requested while this one is scanned, so a list's start is not a cold miss.
+    auto warm_next = [&](size_t from) {
+      size_t n = from;
+      while (n < nlist_ && start[n] == start[n + 1]) ++n;
+      if (n == nlist_) return;
+      const RowStore& next = lists_[n];
+      const size_t rows = std::min<size_t>(next.size(), 8);
+      for (size_t r = 0; r < rows; ++r) {
+        const char* row = reinterpret_cast<const char*>(next.row(r, dim_));
+        for (size_t off = 0; off < p.search_dim * sizeof(float); off += 64) __builtin_prefetch(row + off, 0, 3);
+      }
+    };
     for (size_t l = 0; l < nlist_; ++l) {
       if (start[l] == start[l + 1]) continue;
+      warm_next(l + 1);
       const RowStore& list = lists_[l];
       Segment seg{list.vectors(), list.ids(), list.size()};
       // Dot-layout kernel: measured faster here than GEMM, whose packing would be redone per list.

@@ -9,6 +9,9 @@ namespace {
 
 enum class Op { IP, L2 };
 
+// Rows a single query's sweep prefetches ahead: far enough to cover a memory latency.
+constexpr int kAhead = 12;
+
 alignas(32) const int kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 inline __m256i tail_mask(size_t n) {  // first n lanes set, n in [0, 8]
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - n));
@@ -42,9 +45,9 @@ inline void tile(const float* q, size_t qs, const float* x, size_t xs, size_t d,
   for (; j + 8 <= d; j += 8) {
     __m256 xv[NX];
     for (int c = 0; c < NX; ++c) {
-      // One query streams rows once: prefetch the rows NX ahead (see avx512.cpp); every other
+      // One query streams rows once: prefetch the rows kAhead ahead (see avx512.cpp); every other
       // chunk, so one prefetch per 64-byte line.
-      if (NQ == 1 && (j & 8) == 0) _mm_prefetch(reinterpret_cast<const char*>(x + (c + NX) * xs + j), _MM_HINT_T0);
+      if (NQ == 1 && (j & 8) == 0) _mm_prefetch(reinterpret_cast<const char*>(x + (c + kAhead) * xs + j), _MM_HINT_T0);
       xv[c] = _mm256_loadu_ps(x + c * xs + j);
       if (kNorm) nacc[c] = _mm256_fmadd_ps(xv[c], xv[c], nacc[c]);
     }

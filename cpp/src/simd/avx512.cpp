@@ -9,6 +9,9 @@ namespace {
 
 enum class Op { IP, L2 };
 
+// Rows a single query's sweep prefetches ahead: far enough to cover a memory latency.
+constexpr int kAhead = 12;
+
 inline __mmask16 tail_mask(size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
 template <Op op>
@@ -35,7 +38,7 @@ inline void tile(const float* q, size_t qs, const float* x, size_t xs, size_t d,
     for (int c = 0; c < NX; ++c) {
       // One query streams rows from memory once: ask for the rows NX ahead early (one line per
       // prefetch), which lifts a single core's bandwidth. Prefetches never fault past the end.
-      if (NQ == 1) _mm_prefetch(reinterpret_cast<const char*>(x + (c + NX) * xs + j), _MM_HINT_T0);
+      if (NQ == 1) _mm_prefetch(reinterpret_cast<const char*>(x + (c + kAhead) * xs + j), _MM_HINT_T0);
       xv[c] = _mm512_loadu_ps(x + c * xs + j);
       if (kNorm) nacc[c] = _mm512_fmadd_ps(xv[c], xv[c], nacc[c]);
     }
