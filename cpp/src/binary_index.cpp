@@ -315,16 +315,6 @@ std::vector<float> BinaryIndex::vectors() const {
   return vectors_;
 }
 
-std::string BinaryIndex::user_meta() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  return user_meta_;
-}
-
-void BinaryIndex::set_user_meta(std::string meta) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  user_meta_ = std::move(meta);
-}
-
 void BinaryIndex::save(const std::string& path) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   MetaWriter m;
@@ -333,7 +323,7 @@ void BinaryIndex::save(const std::string& path) const {
   m.u64(row_ids_.size());
   m.i64(ids_.next_id());
   m.i64s(row_ids_.data(), row_ids_.size());
-  m.str(user_meta_);
+  m.str(user_meta_.get());
   m.u64(hash_request_);
   write_index_file(path, IndexKind::Binary, m.bytes(),
                    {{codes_.data(), codes_.size() * 8}, {vectors_.data(), vectors_.size() * 4}});
@@ -352,7 +342,7 @@ std::unique_ptr<BinaryIndex> BinaryIndex::from_file(IndexFile f) {
   idx_t next = r.i64();
   std::vector<idx_t> ids(n);
   r.i64s(ids.data(), n);
-  index->user_meta_ = r.str();
+  index->user_meta_.set(r.str());
   index->hash_request_ = r.count(nbits / 8, "hash substrings");
   r.expect_end();
   index->ids_.check_new(ids.data(), n);

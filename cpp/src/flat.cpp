@@ -88,16 +88,6 @@ std::vector<idx_t> FlatIndex::ids() const {
   return std::vector<idx_t>(rows_.ids(), rows_.ids() + rows_.size());
 }
 
-std::string FlatIndex::user_meta() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  return user_meta_;
-}
-
-void FlatIndex::set_user_meta(std::string meta) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  user_meta_ = std::move(meta);
-}
-
 void FlatIndex::save(const std::string& path) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   MetaWriter m;
@@ -106,7 +96,7 @@ void FlatIndex::save(const std::string& path) const {
   m.u64(rows_.size());
   m.i64(ids_.next_id());
   m.i64s(rows_.ids(), rows_.size());
-  m.str(user_meta_);
+  m.str(user_meta_.get());
   write_index_file(path, IndexKind::Flat, m.bytes(), {{rows_.vectors(), rows_.vector_bytes(dim_)}});
 }
 
@@ -122,7 +112,7 @@ std::unique_ptr<FlatIndex> FlatIndex::from_file(IndexFile f) {
   idx_t next = r.i64();
   std::vector<idx_t> ids(n);
   r.i64s(ids.data(), n);
-  index->user_meta_ = r.str();
+  index->user_meta_.set(r.str());
   r.expect_end();
   index->ids_.check_new(ids.data(), n);
   index->ids_.reserve(n);

@@ -268,16 +268,6 @@ std::vector<idx_t> IVFIndex::ids() const {
   return out;
 }
 
-std::string IVFIndex::user_meta() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  return user_meta_;
-}
-
-void IVFIndex::set_user_meta(std::string meta) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  user_meta_ = std::move(meta);
-}
-
 void IVFIndex::save(const std::string& path) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   MetaWriter m;
@@ -296,7 +286,7 @@ void IVFIndex::save(const std::string& path) const {
     m.i64s(l.ids(), l.size());
     if (l.size()) data.push_back({l.vectors(), l.vector_bytes(dim_)});
   }
-  m.str(user_meta_);
+  m.str(user_meta_.get());
   write_index_file(path, IndexKind::IVF, m.bytes(), data);
 }
 
@@ -337,7 +327,7 @@ std::unique_ptr<IVFIndex> IVFIndex::from_file(IndexFile f) {
     }
     offset += n * dim;
   }
-  index->user_meta_ = r.str();
+  index->user_meta_.set(r.str());
   r.expect_end();
   ADANNS_CHECK(offset == f.data_floats, "corrupt index file: lists hold ", offset, " floats, data has ",
                f.data_floats);

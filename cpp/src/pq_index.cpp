@@ -357,16 +357,6 @@ std::vector<idx_t> PQIndex::ids() const {
   return out;
 }
 
-std::string PQIndex::user_meta() const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  return user_meta_;
-}
-
-void PQIndex::set_user_meta(std::string meta) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  user_meta_ = std::move(meta);
-}
-
 // Metadata: parameters, trained state, per-list ids. Data: every list's vectors (when stored), then
 // every list's codes, zero-padded to whole floats.
 void PQIndex::save(const std::string& path) const {
@@ -399,7 +389,7 @@ void PQIndex::save(const std::string& path) const {
   }
   static const uint8_t zeros[4] = {0, 0, 0, 0};
   if (code_bytes % 4) data.push_back({zeros, 4 - code_bytes % 4});
-  w.str(user_meta_);
+  w.str(user_meta_.get());
   write_index_file(path, IndexKind::PQ, w.bytes(), data);
 }
 
@@ -452,7 +442,7 @@ std::unique_ptr<PQIndex> PQIndex::from_file(IndexFile f) {
     }
     n_all += n;
   }
-  index->user_meta_ = r.str();
+  index->user_meta_.set(r.str());
   r.expect_end();
   ADANNS_CHECK(trained || n_all == 0, "corrupt index file: untrained index with vectors");
   const size_t expect = n_all * row_bytes;

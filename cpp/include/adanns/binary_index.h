@@ -18,6 +18,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "adanns/common.h"
@@ -25,6 +26,7 @@
 #include "adanns/id_map.h"
 #include "adanns/io.h"
 #include "adanns/mih.h"
+#include "adanns/user_meta.h"
 
 namespace adanns {
 
@@ -72,8 +74,8 @@ class BinaryIndex {
   std::vector<idx_t> ids() const;
   std::vector<uint8_t> codes() const;  // packed, storage order
   std::vector<float> vectors() const;  // storage order (empty when dim == 0)
-  std::string user_meta() const;
-  void set_user_meta(std::string meta);
+  std::string user_meta() const { return user_meta_.get(); }
+  void set_user_meta(std::string meta) { user_meta_.set(std::move(meta)); }
 
   void save(const std::string& path) const;
   static std::unique_ptr<BinaryIndex> from_file(IndexFile file);
@@ -91,7 +93,7 @@ class BinaryIndex {
   std::vector<float> vectors_;   // size() x dim_
   std::vector<idx_t> row_ids_;
   IdMap ids_;
-  std::string user_meta_;
+  UserMeta user_meta_;
   size_t hash_request_ = 0;
   mutable std::mutex hash_mu_;
   mutable std::shared_ptr<const MultiIndexHash> hash_;

@@ -4,12 +4,14 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "adanns/id_map.h"
 #include "adanns/io.h"
 #include "adanns/row_store.h"
 #include "adanns/search.h"
+#include "adanns/user_meta.h"
 
 namespace adanns {
 
@@ -34,8 +36,8 @@ class FlatIndex {
   // Every id held, in storage order.
   std::vector<idx_t> ids() const;
   // Opaque bytes saved with the index (the Python layer keeps its tuning results there).
-  std::string user_meta() const;
-  void set_user_meta(std::string meta);
+  std::string user_meta() const { return user_meta_.get(); }
+  void set_user_meta(std::string meta) { user_meta_.set(std::move(meta)); }
 
   void save(const std::string& path) const;
   static std::unique_ptr<FlatIndex> from_file(IndexFile file);
@@ -45,7 +47,7 @@ class FlatIndex {
   Metric metric_;
   RowStore rows_;
   IdMap ids_;
-  std::string user_meta_;
+  UserMeta user_meta_;
   std::shared_ptr<MappedFile> mapping_;
   mutable std::shared_mutex mu_;  // searches share, writes are exclusive
 };

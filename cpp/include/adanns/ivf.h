@@ -7,6 +7,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "adanns/distances.h"
@@ -14,6 +15,7 @@
 #include "adanns/io.h"
 #include "adanns/row_store.h"
 #include "adanns/search.h"
+#include "adanns/user_meta.h"
 
 namespace adanns {
 
@@ -47,8 +49,8 @@ class IVFIndex {
   // Every id held, in storage order.
   std::vector<idx_t> ids() const;
   // Opaque bytes saved with the index (the Python layer keeps its tuning results there).
-  std::string user_meta() const;
-  void set_user_meta(std::string meta);
+  std::string user_meta() const { return user_meta_.get(); }
+  void set_user_meta(std::string meta) { user_meta_.set(std::move(meta)); }
 
   void save(const std::string& path) const;
   static std::unique_ptr<IVFIndex> from_file(IndexFile file);
@@ -70,7 +72,7 @@ class IVFIndex {
   PackedRows packed_centroids_;        // for the coarse GEMM
   std::vector<RowStore> lists_;
   IdMap ids_;
-  std::string user_meta_;
+  UserMeta user_meta_;
   std::shared_ptr<MappedFile> mapping_;
   mutable std::shared_mutex mu_;
 };

@@ -19,12 +19,14 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "adanns/id_map.h"
 #include "adanns/io.h"
 #include "adanns/pq.h"
 #include "adanns/search.h"
+#include "adanns/user_meta.h"
 
 namespace adanns {
 
@@ -75,8 +77,8 @@ class PQIndex {
               idx_t* ids, double* mflops) const;
 
   std::vector<idx_t> ids() const;
-  std::string user_meta() const;
-  void set_user_meta(std::string meta);
+  std::string user_meta() const { return user_meta_.get(); }
+  void set_user_meta(std::string meta) { user_meta_.set(std::move(meta)); }
   void save(const std::string& path) const;
   static std::unique_ptr<PQIndex> from_file(IndexFile file);
 
@@ -101,7 +103,7 @@ class PQIndex {
   std::vector<float> rotated_centroids_;  // nlist x pq_dim: padded centroids @ R (l2 residuals)
   std::vector<List> lists_;
   IdMap ids_;
-  std::string user_meta_;
+  UserMeta user_meta_;
   mutable std::shared_mutex mu_;
 };
 
