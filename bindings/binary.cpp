@@ -15,6 +15,7 @@
 #include "adanns/common.h"
 #include "adanns/hamming.h"
 #include "adanns/io.h"
+#include "helpers.h"
 
 namespace py = pybind11;
 using namespace adanns;
@@ -90,7 +91,9 @@ void bind_binary(py::module_& m) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   });
 
-  py::class_<BinaryIndex>(m, "BinaryIndex")
+  py::class_<BinaryIndex> binary(m, "BinaryIndex");
+  adanns_bind::bind_stored_state<BinaryIndex>(binary);
+  binary
       .def(py::init([](size_t nbits, size_t dim) { return std::make_unique<BinaryIndex>(nbits, dim); }))
       .def_property_readonly("nbits", &BinaryIndex::nbits)
       .def_property_readonly("dim", &BinaryIndex::dim)
@@ -117,12 +120,6 @@ void bind_binary(py::module_& m) {
         }
         py::gil_scoped_release release;
         f.add(c.data, c.rows, vp, ip);
-      })
-      .def("remove", [](BinaryIndex& f, const IdArray& ids) {
-        const int64_t* p = ids.data();
-        size_t n = static_cast<size_t>(ids.size());
-        py::gil_scoped_release release;
-        return f.remove(p, n);
       })
       .def("search", [](const BinaryIndex& f, const CodeArray& q, size_t k, size_t search_bits, int threads) {
         Codes c = codes_of(q, "queries");
@@ -176,10 +173,6 @@ void bind_binary(py::module_& m) {
         f.build_hash(substrings);
       })
       .def("hash_substrings", &BinaryIndex::hash_substrings)
-      .def("ids", [](const BinaryIndex& f) {
-        std::vector<idx_t> v = f.ids();
-        return py::array_t<int64_t>(v.size(), v.data());
-      })
       .def("codes", [](const BinaryIndex& f) {
         std::vector<uint8_t> v = f.codes();
         py::array_t<uint8_t> out({v.size() / (f.nbits() / 8), f.nbits() / 8});
@@ -192,11 +185,5 @@ void bind_binary(py::module_& m) {
         py::array_t<float> out({v.size() / d, f.dim()});
         std::copy(v.begin(), v.end(), out.mutable_data());
         return out;
-      })
-      .def("user_meta", [](const BinaryIndex& f) { return py::bytes(f.user_meta()); })
-      .def("set_user_meta", [](BinaryIndex& f, const py::bytes& b) { f.set_user_meta(std::string(b)); })
-      .def("save", [](const BinaryIndex& f, const std::string& path) {
-        py::gil_scoped_release release;
-        f.save(path);
       });
 }

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -68,6 +69,27 @@ inline const int64_t* optional_ids(const py::object& ids, size_t n, IdArray& hol
   if (holder.ndim() != 1 || static_cast<size_t>(holder.shape(0)) != n)
     raise("ids must be a 1-D array of length ", n);
   return holder.data();
+}
+
+// The methods every index binds alike: remove by id, the stored ids, the user metadata, save.
+template <class Index, class Class>
+void bind_stored_state(Class& cls) {
+  cls.def("remove", [](Index& f, const IdArray& ids) {
+       const int64_t* p = ids.data();
+       size_t n = static_cast<size_t>(ids.size());
+       py::gil_scoped_release release;
+       return f.remove(p, n);
+     })
+      .def("ids", [](const Index& f) {
+        std::vector<idx_t> v = f.ids();
+        return py::array_t<int64_t>(v.size(), v.data());
+      })
+      .def("user_meta", [](const Index& f) { return py::bytes(f.user_meta()); })
+      .def("set_user_meta", [](Index& f, const py::bytes& b) { f.set_user_meta(std::string(b)); })
+      .def("save", [](const Index& f, const std::string& path) {
+        py::gil_scoped_release release;
+        f.save(path);
+      });
 }
 
 }  // namespace adanns_bind

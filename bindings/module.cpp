@@ -145,7 +145,9 @@ PYBIND11_MODULE(_core, m) {
     return py::make_tuple(c, r.objective);
   });
 
-  py::class_<FlatIndex>(m, "FlatIndex")
+  py::class_<FlatIndex> flat(m, "FlatIndex");
+  bind_stored_state<FlatIndex>(flat);
+  flat
       .def(py::init([](size_t dim, const std::string& metric) {
         return std::make_unique<FlatIndex>(dim, metric_from_name(metric));
       }))
@@ -161,12 +163,6 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release release;
         f.add(a.data, a.rows, ip);
       })
-      .def("remove", [](FlatIndex& f, const IdArray& ids) {
-        const int64_t* p = ids.data();
-        size_t n = static_cast<size_t>(ids.size());
-        py::gil_scoped_release release;
-        return f.remove(p, n);
-      })
       .def("search", [](const FlatIndex& f, const FloatArray& q, size_t k, size_t search_dim, size_t rerank_dim,
                         size_t rerank_k, int threads, const Funnel& funnel) {
         return run_search(f, q, make_params(k, 1, search_dim, rerank_dim, rerank_k, threads, funnel));
@@ -174,16 +170,11 @@ PYBIND11_MODULE(_core, m) {
       .def("estimate_mflops", [](const FlatIndex& f, size_t k, size_t search_dim, size_t rerank_dim, size_t rerank_k,
                                  const Funnel& funnel) {
         return f.estimate_mflops(make_params(k, 1, search_dim, rerank_dim, rerank_k, 1, funnel));
-      })
-      .def("ids", [](const FlatIndex& f) { return py::array_t<int64_t>(py::cast(f.ids())); })
-      .def("user_meta", [](const FlatIndex& f) { return py::bytes(f.user_meta()); })
-      .def("set_user_meta", [](FlatIndex& f, const py::bytes& b) { f.set_user_meta(std::string(b)); })
-      .def("save", [](const FlatIndex& f, const std::string& path) {
-        py::gil_scoped_release release;
-        f.save(path);
       });
 
-  py::class_<IVFIndex>(m, "IVFIndex")
+  py::class_<IVFIndex> ivf(m, "IVFIndex");
+  bind_stored_state<IVFIndex>(ivf);
+  ivf
       .def(py::init([](size_t dim, size_t nlist, const std::string& metric, size_t cluster_dim, uint64_t seed,
                        size_t niter) {
         return std::make_unique<IVFIndex>(dim, nlist, metric_from_name(metric), cluster_dim, seed, niter);
@@ -218,12 +209,6 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release release;
         f.add(a.data, a.rows, ip, threads);
       })
-      .def("remove", [](IVFIndex& f, const IdArray& ids) {
-        const int64_t* p = ids.data();
-        size_t n = static_cast<size_t>(ids.size());
-        py::gil_scoped_release release;
-        return f.remove(p, n);
-      })
       .def("search", [](const IVFIndex& f, const FloatArray& q, size_t k, size_t nprobe, size_t search_dim,
                         size_t rerank_dim, size_t rerank_k, int threads, const Funnel& funnel) {
         return run_search(f, q, make_params(k, nprobe, search_dim, rerank_dim, rerank_k, threads, funnel));
@@ -231,13 +216,6 @@ PYBIND11_MODULE(_core, m) {
       .def("estimate_mflops", [](const IVFIndex& f, size_t qdim, size_t k, size_t nprobe, size_t search_dim,
                                  size_t rerank_dim, size_t rerank_k, const Funnel& funnel) {
         return f.estimate_mflops(make_params(k, nprobe, search_dim, rerank_dim, rerank_k, 1, funnel), qdim);
-      })
-      .def("ids", [](const IVFIndex& f) { return py::array_t<int64_t>(py::cast(f.ids())); })
-      .def("user_meta", [](const IVFIndex& f) { return py::bytes(f.user_meta()); })
-      .def("set_user_meta", [](IVFIndex& f, const py::bytes& b) { f.set_user_meta(std::string(b)); })
-      .def("save", [](const IVFIndex& f, const std::string& path) {
-        py::gil_scoped_release release;
-        f.save(path);
       });
 
   bind_binary(m);

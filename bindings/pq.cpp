@@ -114,7 +114,9 @@ void bind_pq(py::module_& m) {
     return out;
   });
 
-  py::class_<PQIndex>(m, "PQIndex")
+  py::class_<PQIndex> pq(m, "PQIndex");
+  bind_stored_state<PQIndex>(pq);
+  pq
       .def(py::init([](size_t dim, size_t nlist, size_t cluster_dim, size_t pq_dim, size_t mm, size_t nbits,
                        const std::string& metric, bool residual, bool store_vectors, uint64_t seed, size_t niter) {
         PQIndexConfig c;
@@ -193,21 +195,8 @@ void bind_pq(py::module_& m) {
         std::copy(codes.begin(), codes.end(), out.mutable_data());
         return out;
       })
-      .def("remove", [](PQIndex& f, const IdArray& ids) {
-        const int64_t* p = ids.data();
-        size_t n = static_cast<size_t>(ids.size());
-        py::gil_scoped_release release;
-        return f.remove(p, n);
-      })
       .def("search", [](const PQIndex& f, const FloatArray& q, size_t k, size_t nprobe, size_t rerank_dim,
                         size_t rerank_k, int threads, const Funnel& funnel) {
         return run_search(f, q, make_params(k, nprobe, 1, rerank_dim, rerank_k, threads, funnel));
-      })
-      .def("ids", [](const PQIndex& f) { return py::array_t<int64_t>(py::cast(f.ids())); })
-      .def("user_meta", [](const PQIndex& f) { return py::bytes(f.user_meta()); })
-      .def("set_user_meta", [](PQIndex& f, const py::bytes& b) { f.set_user_meta(std::string(b)); })
-      .def("save", [](const PQIndex& f, const std::string& path) {
-        py::gil_scoped_release release;
-        f.save(path);
       });
 }
