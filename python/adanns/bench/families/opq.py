@@ -34,7 +34,7 @@ def codes(ctx: Context) -> list:
 
 
 def settings(ctx: Context) -> list:
-    reranks = [100, 200, 500] if ctx.quick else [20, 50, 100, 200, 500, 1000]
+    reranks = [50, 100, 200] if ctx.quick else [20, 50, 100, 200, 500, 1000]
     return [{}] + [{"rerank_dim": ctx.dim, "rerank_k": max(r, ctx.k)} for r in reranks]
 
 
