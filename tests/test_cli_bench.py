@@ -34,16 +34,20 @@ def test_bench_writes_results_with_every_metric_and_caches_the_ground_truth(corp
     assert main(args(corpus, out, "--peers", "none", "--no-plots", "--labels-base", str(corpus["lb"]),
                      "--labels-queries", str(corpus["lq"]))) == 0
     printed = capsys.readouterr().out
-    assert "sweep: 2 builds" in printed  # the size is announced before the sweep starts
+    assert "sweep: 5 builds" in printed  # the size is announced before the sweep starts
     res = json.loads((out / "results.json").read_text())
-    assert {r["family"] for r in res["records"]} == {"adanns Flat", "adanns IVF"}
+    assert {r["family"] for r in res["records"]} == {"adanns Flat", "adanns IVF", "adanns OPQ", "adanns IVFOPQ",
+                                                     "adanns binary"}
     full = [r for r in res["records"] if r["family"] == "adanns Flat" and r["setting"] == {"search_dim": 24}][0]
     assert full["recall@1"] == full["recall@10"] == full["recall@100"] == 1.0  # exact search vs exact truth
     assert full["mflops"] == pytest.approx(2000 * 24 / 1e6)
     assert full["timed"] and full["qps_1t"] > 0 and full["p99_ms"] >= full["p50_ms"] > 0
     assert 0 <= full["top1_acc"] <= 1 and 0 <= full["map@10"] <= 1
-    assert res["heldout"]["targets"][0]["target"] == 0.9
-    assert "## Frontier of each family" in (out / "results.md").read_text()
+    # The held-out check of compute-aware search runs for every tunable kind that was built, IVF first.
+    assert [h["family"] for h in res["heldout"]] == ["adanns IVF", "adanns IVFOPQ", "adanns OPQ"]
+    assert all(h["targets"][0]["target"] == 0.9 for h in res["heldout"])
+    md = (out / "results.md").read_text()
+    assert "## Frontier of each family" in md and "## Compute-aware search on held-out queries: adanns IVFOPQ" in md
     assert (out / "gt_top100.npy").exists()
     assert main(args(corpus, out, "--peers", "none", "--no-plots", "--families", "flat", "--no-tune-check")) == 0
     assert json.loads((out / "results.json").read_text())["gt_source"].startswith("cached")

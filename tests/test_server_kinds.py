@@ -63,11 +63,12 @@ def test_kind_matches_the_python_api_and_survives_a_restart(tmp_path, rng, kind)
             # search_dim belongs to flat/ivf; PQ and binary kinds name what they take.
             r = http.post(f"/indexes/{kind}/search", json={**body, "search_dim": 16})
             assert r.status_code == 422 and "search_dim" in r.json()["detail"]
-            if kind == "binary":  # no tuner for this kind: a 422 that says what to do instead
-                r = http.post(f"/indexes/{kind}/tune", json={"vectors": q.tolist(), "k": 5})
-                assert r.status_code == 422 and "rerank_k" in r.json()["detail"]
-                r = http.post(f"/indexes/{kind}/search", json={**body, "target_recall": 0.9})
-                assert r.status_code == 422 and "target_recall" in r.json()["detail"]
+            # Every kind has a tuner: its frontier picks the kind's own knobs.
+            r = http.post(f"/indexes/{kind}/tune", json={"vectors": q.tolist(), "k": 5})
+            assert r.status_code == 200, r.text
+            assert set(r.json()["points"][-1]["params"]) <= {"nprobe", "rerank_dim", "rerank_k"}
+            r = http.post(f"/indexes/{kind}/search", json={"vectors": q.tolist(), "k": 5, "target_recall": 0.9})
+            assert r.status_code == 200, r.text
             if kind != "ivfopq":
                 r = http.post(f"/indexes/{kind}/search", json={**body, "nprobe": 2})
                 assert r.status_code == 422 and "nprobe" in r.json()["detail"]

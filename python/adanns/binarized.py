@@ -18,11 +18,13 @@ from . import _validate as v
 from .binary import BinaryIndex
 from .codes import Binarizer, pack
 from .index import SearchResult
+from .tunable import Tunable
+from .tuning import exact_ids, read_meta
 
 META_KEY = "binarizer"
 
 
-class BinarizedIndex:
+class BinarizedIndex(Tunable):
     def __init__(self, dim: int, bits: int | None = None, rotation: str | None = None, center: bool = True,
                  seed: int = 0):
         dim = v.positive_int(dim, "dim")
@@ -95,12 +97,17 @@ class BinarizedIndex:
         return pack(q[:, :nbits].astype(np.float64) - self._binarizer.mean_[:nbits]), nbits
 
     def search(self, q, k: int = 10, rerank_k: int | None = None, rerank_dim: int | None = None,
-               threads: int | None = None) -> SearchResult:
+               threads: int | None = None, target_recall: float | None = None,
+               budget_mflops: float | None = None) -> SearchResult:
         """The best k by inner product on ``rerank_dim`` coordinates (default: the query length) among the
         ``rerank_k`` (default max(4k, 40)) nearest codes. MFLOPs: the encoding (bits, + bits² with ITQ),
-        one op per 64-bit word per code scanned, ``rerank_dim`` per re-scored row."""
+        one op per 64-bit word per code scanned, ``rerank_dim`` per re-scored row. ``target_recall`` /
+        ``budget_mflops`` pick ``rerank_k`` from the frontier saved by ``tune``."""
         if not self.is_trained:
             raise RuntimeError("binarized index is not trained: call train() before search()")
+        if target_recall is not None or budget_mflops is not None:
+            return self._search_tuned(q, k, threads, target_recall, budget_mflops,
+                                      dict(rerank_k=rerank_k, rerank_dim=rerank_dim))
         q = v.as_vectors(q, "queries", max_dim=self.dim)
         k = v.positive_int(k, "k")
         rerank_k = max(4 * k, 40) if rerank_k is None else v.positive_int(rerank_k, "rerank_k")
@@ -112,6 +119,25 @@ class BinarizedIndex:
         encode = nbits + (nbits * nbits if self.rotation is not None else 0)
         return SearchResult(res.scores, res.ids, (res.cost + encode) * 1e-6)
 
+    # ------------------------------------------------------------------ compute-aware search (tunable.py)
+    def default_grid(self, k: int = 10, query_dim: int | None = None) -> list:
+        """Re-score 2k..120k of the nearest codes (steps of about 1.5x): the code scan costs the same in
+        each, the re-scoring grows with rerank_k."""
+        return [{"rerank_k": m * k} for m in (2, 3, 5, 8, 12, 20, 30, 50, 80, 120)]
+
+    def _exact_params(self, query_dim: int, k: int) -> dict:
+        return {"rerank_k": max(len(self), k)}  # every stored vector re-scored
+
+    def _exact_ids(self, q: np.ndarray, k: int, threads) -> np.ndarray:
+        # The same brute force by matrix products (BLAS), many times faster than re-scoring every row per query.
+        return exact_ids(self._codes.vectors(), self._codes.ids(), q, k)
+
+    def _user_meta(self) -> bytes:
+        return self._codes._impl.user_meta()
+
+    def _set_user_meta(self, raw: bytes) -> None:
+        self._codes._impl.set_user_meta(raw)
+
     # ------------------------------------------------------------------ files
     def save(self, path) -> None:
         """One index file: codes, vectors and ids, with the binarizer in its metadata."""
@@ -121,7 +147,9 @@ class BinarizedIndex:
         state = {"dim": self.dim, "bits": self.bits, "center": b.center, "rotation": b.rotation, "seed": b.seed,
                  "mean": _encode_array(b.mean_),
                  "rotation_matrix": None if b.rotation_ is None else _encode_array(b.rotation_)}
-        self._codes._impl.set_user_meta(json.dumps({META_KEY: state}).encode())
+        meta = read_meta(self._user_meta())  # keeps a tuned frontier next to the binarizer
+        meta[META_KEY] = state
+        self._codes._impl.set_user_meta(json.dumps(meta).encode())
         self._codes.save(path)
 
     @classmethod

@@ -283,7 +283,8 @@ def parser() -> argparse.ArgumentParser:
     bb.add_argument("--out", required=True, help="folder for results.json, results.md, plots, cached ground truth")
     bb.add_argument("--peers", default="faiss,hnswlib", help="comma-separated: faiss, hnswlib, or none "
                                                               "(missing ones are skipped; default %(default)s)")
-    bb.add_argument("--families", default="flat,ivf", help="adanns kinds to sweep (default %(default)s)")
+    bb.add_argument("--families", default="flat,ivf,opq,ivfopq,binary",
+                    help="adanns kinds to sweep (default %(default)s)")
     bb.add_argument("--quick", action="store_true", help="a small sweep (minutes on 100k vectors)")
     bb.add_argument("-k", type=_positive, default=10)
     bb.add_argument("--seed", type=int, default=0, help="training samples and the tuning split")

@@ -11,6 +11,7 @@ from . import _core
 from . import _validate as v
 from . import tuning
 from .binary import BinaryIndex
+from .tunable import Tunable
 
 
 class SearchResult:
@@ -102,8 +103,13 @@ def _plan(dim: int, q, k, search_dim, rerank_dim, rerank_k, funnel=None) -> _Pla
     return _Plan(q, k, search_dim, rd, rk, stages)
 
 
-class _Index:
-    """What every index shares: size, dimension, metric, add/remove, save."""
+# nprobe values the default tuning grids try: steps of about 1.4x up to 128 lists.
+IVF_NPROBES = (1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128)
+
+
+class _Index(Tunable):
+    """What every index shares: size, dimension, metric, add/remove, save, compute-aware search
+    (tunable.py)."""
 
     _impl: object
 
@@ -146,68 +152,6 @@ class _Index:
             raise FileNotFoundError(f"cannot save to {path!r}: folder {folder!r} does not exist")
         self._impl.save(path)
 
-    # ------------------------------------------------------------------ compute-aware search
-    def tune(self, queries, k: int = 10, gt=None, grid=None, sample: int | None = None, seed: int = 0,
-             threads: int | None = None, progress=None) -> tuning.Frontier:
-        """Measures recall@k and MFLOPs of each setting in ``grid`` (dicts of search kwargs; default:
-        :meth:`default_grid`) on ``queries`` (or a seeded random ``sample`` of them) against ``gt`` (ids of
-        the exact top-k or more; default: computed by an exact search of this index), keeps the Pareto
-        frontier and stores it in the index (saved with it). Then ``search(..., target_recall=...)`` or
-        ``search(..., budget_mflops=...)`` choose among it. Tune again after large changes to the data."""
-        q = v.as_vectors(queries, "queries", max_dim=self.dim)
-        k = v.positive_int(k, "k")
-        if gt is not None:
-            gt = np.asarray(gt)
-            if gt.dtype.kind not in "iu" or gt.ndim != 2 or gt.shape[0] != q.shape[0] or gt.shape[1] < k:
-                raise ValueError(f"gt must be integer ids of shape ({q.shape[0]}, >= {k}), got dtype {gt.dtype} "
-                                 f"shape {gt.shape}")
-        if sample is not None and v.positive_int(sample, "sample") < q.shape[0]:
-            rows = np.sort(np.random.default_rng(v.positive_int(seed, "seed", minimum=0))
-                           .choice(q.shape[0], size=sample, replace=False))
-            q = q[rows]
-            gt = None if gt is None else gt[rows]
-        if gt is None:
-            gt = self.search(q, k=k, threads=threads, **self._exact_params(q.shape[1])).ids
-        grid = self.default_grid(k, q.shape[1]) if grid is None else list(grid)
-        for params in grid:
-            if not isinstance(params, dict):
-                raise TypeError(f"grid entries must be dicts of search kwargs, got {type(params).__name__}")
-            bad = {"k", "threads", "target_recall", "budget_mflops"} & set(params)
-            if bad:
-                raise ValueError(f"grid entries may not set {sorted(bad)} (tune() sets k and threads)")
-        points = tuning.measure(lambda qq, k, **p: self.search(qq, k=k, threads=threads, **p), q, gt, k, grid,
-                                progress=progress)
-        frontier = tuning.Frontier(k, q.shape[1], q.shape[0], tuning.frontier_points(points))
-        frontiers = {**self.frontiers(), k: frontier}
-        self._impl.set_user_meta(tuning.meta_with_frontiers(self._impl.user_meta(), frontiers))
-        return frontier
-
-    def frontiers(self) -> dict:
-        """{k: Frontier} stored by :meth:`tune` (empty when never tuned)."""
-        raw = self._impl.user_meta()
-        cached = getattr(self, "_frontier_cache", None)
-        if cached is None or cached[0] != raw:
-            cached = (raw, tuning.frontiers_from_meta(raw))
-            self._frontier_cache = cached
-        return dict(cached[1])
-
-    def _tuned_params(self, q: np.ndarray, k: int, target_recall, budget_mflops, explicit: dict) -> dict:
-        """Search kwargs chosen from the stored frontier for a target recall or a budget."""
-        tuning.check_target(target_recall, budget_mflops)
-        given = sorted(name for name, value in explicit.items() if value is not None)
-        if given:
-            raise ValueError(f"target_recall / budget_mflops choose the search settings; do not also give {given}")
-        frontiers = self.frontiers()
-        if not frontiers:
-            raise RuntimeError("the index is not tuned: call tune() before searching with target_recall or "
-                               "budget_mflops")
-        if k not in frontiers:
-            raise ValueError(f"the index is tuned for k in {sorted(frontiers)}, not k={k}: call tune(queries, k={k})")
-        f = frontiers[k]
-        if q.shape[1] != f.query_dim:
-            raise ValueError(f"the frontier for k={k} was tuned with {f.query_dim}-dim queries, got {q.shape[1]}")
-        return dict(f.choose(target_recall, budget_mflops).params)
-
     @classmethod
     def _wrap(cls, impl):
         obj = cls.__new__(cls)
@@ -231,12 +175,9 @@ class FlatIndex(_Index):
         """``funnel=[(16, 200), (32, 100), ...]``: re-rank the shortlist in stages (see README).
         ``target_recall`` / ``budget_mflops`` pick the settings from the frontier saved by ``tune``."""
         if target_recall is not None or budget_mflops is not None:
-            q = v.as_vectors(q, "queries", max_dim=self.dim)
-            k = v.positive_int(k, "k")
-            chosen = self._tuned_params(q, k, target_recall, budget_mflops,
-                                        dict(search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k,
-                                             funnel=funnel))
-            return self.search(q, k=k, threads=threads, **chosen)
+            return self._search_tuned(q, k, threads, target_recall, budget_mflops,
+                                      dict(search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k,
+                                           funnel=funnel))
         p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k, funnel)
         scores, ids, mflops = self._impl.search(p.queries, p.k, p.search_dim, p.rerank_dim, p.rerank_k,
                                                 v.threads(threads), p.funnel)
@@ -249,7 +190,7 @@ class FlatIndex(_Index):
         p = _plan(self.dim, np.zeros((1, self.dim), np.float32), k, search_dim, rerank_dim, rerank_k, funnel)
         return self._impl.estimate_mflops(p.k, p.search_dim, p.rerank_dim, p.rerank_k, p.funnel)
 
-    def _exact_params(self, query_dim: int) -> dict:
+    def _exact_params(self, query_dim: int, k: int) -> dict:
         return {"search_dim": query_dim}
 
     def default_grid(self, k: int = 10, query_dim: int | None = None) -> list:
@@ -326,12 +267,9 @@ class IVFIndex(_Index):
         if not self.is_trained:
             raise RuntimeError("IVF index is not trained: call train() before search()")
         if target_recall is not None or budget_mflops is not None:
-            q = v.as_vectors(q, "queries", max_dim=self.dim)
-            k = v.positive_int(k, "k")
-            chosen = self._tuned_params(q, k, target_recall, budget_mflops,
-                                        dict(nprobe=nprobe, search_dim=search_dim, rerank_dim=rerank_dim,
-                                             rerank_k=rerank_k, funnel=funnel))
-            return self.search(q, k=k, threads=threads, **chosen)
+            return self._search_tuned(q, k, threads, target_recall, budget_mflops,
+                                      dict(nprobe=nprobe, search_dim=search_dim, rerank_dim=rerank_dim,
+                                           rerank_k=rerank_k, funnel=funnel))
         p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k, funnel)
         nprobe = 1 if nprobe is None else v.positive_int(nprobe, "nprobe")
         scores, ids, mflops = self._impl.search(p.queries, p.k, nprobe, p.search_dim, p.rerank_dim, p.rerank_k,
@@ -347,7 +285,7 @@ class IVFIndex(_Index):
         return self._impl.estimate_mflops(qd, p.k, v.positive_int(nprobe, "nprobe"), p.search_dim,
                                           p.rerank_dim, p.rerank_k, p.funnel)
 
-    def _exact_params(self, query_dim: int) -> dict:
+    def _exact_params(self, query_dim: int, k: int) -> dict:
         return {"nprobe": self.nlist, "search_dim": query_dim}
 
     def default_grid(self, k: int = 10, query_dim: int | None = None) -> list:
@@ -355,7 +293,7 @@ class IVFIndex(_Index):
         2k..20k candidates with all coordinates). Steps finer than 2x keep the cost of the recall margin a
         target needs (see tuning.py) small."""
         d = self.dim if query_dim is None else query_dim
-        nprobes = [p for p in (1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128) if p <= self.nlist]
+        nprobes = [p for p in IVF_NPROBES if p <= self.nlist]
         return [{"nprobe": n, "search_dim": s, **r} for n in nprobes for s in tuning.prefix_dims(d)
                 for r in tuning.rerank_options(k, d, s)]
 

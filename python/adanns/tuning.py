@@ -125,6 +125,26 @@ def measure(search, queries: np.ndarray, gt: np.ndarray, k: int, grid: list, z: 
     return points
 
 
+def exact_ids(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int, block: int = 16384) -> np.ndarray:
+    """(nq, k) ids of the largest inner products of ``queries`` with the first ``queries.shape[1]``
+    coordinates of ``vectors`` (row i has id ``ids[i]``), best first, ties to the smaller id; -1 pads
+    when there are fewer than k rows. Blocked over rows so the score matrix stays small."""
+    nq, m = queries.shape
+    best_s = np.full((nq, 0), -np.inf, np.float32)
+    best_i = np.empty((nq, 0), np.int64)
+    for a in range(0, len(vectors), block):
+        s = queries @ vectors[a:a + block, :m].T
+        keep = min(k, s.shape[1])
+        part = np.argpartition(-s, keep - 1, axis=1)[:, :keep]
+        best_s = np.concatenate([best_s, np.take_along_axis(s, part, 1)], axis=1)
+        best_i = np.concatenate([best_i, ids[a:a + block][part]], axis=1)
+        order = np.lexsort((best_i, -best_s), axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(best_s, order, 1), np.take_along_axis(best_i, order, 1)
+    if best_i.shape[1] < k:
+        best_i = np.concatenate([best_i, np.full((nq, k - best_i.shape[1]), -1, np.int64)], axis=1)
+    return best_i
+
+
 def frontier_points(points: list) -> list:
     """The union of the frontiers by mean recall (used for budgets) and by its bound (used for targets)."""
     keep = pareto(points, lambda p: p.mflops, lambda p: p.recall)

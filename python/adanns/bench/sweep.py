@@ -1,5 +1,6 @@
 """The sweep: build every variant of every family, measure every setting's quality and cost, time the
-settings that matter, and keep the adanns IVF build best at high recall for the held-out tuning check."""
+settings that matter, and keep the build of each tunable adanns kind best at high recall for the held-out
+tuning check."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ class Options:
     latency_queries: int = 100  # single-query calls for p50 / p99
     time_all: bool = False     # time every setting, not only the first frontier layers
     layers: int = 3            # frontier layers (recall@10 vs MFLOPs) timed per build
-    keep_family: str = "adanns IVF"
+    keep_families: tuple = ("adanns IVF", "adanns IVFOPQ", "adanns OPQ")
     keep_target: float = 0.95
 
 
@@ -36,10 +37,11 @@ def size(variants: list) -> tuple[int, int]:
 
 
 def run(variants: list, base: np.ndarray, queries: np.ndarray, gt: np.ndarray, ctx: Context, opts: Options,
-        labels: Optional[Labels] = None, bar=None, log=print) -> tuple[list, object]:
-    """Returns (records, kept) where kept = (variant, index handle, its records) of the best build of
-    ``opts.keep_family`` at recall@10 >= keep_target (cheapest MFLOPs there), or None."""
-    records, kept, kept_cost = [], None, float("inf")
+        labels: Optional[Labels] = None, bar=None, log=print) -> tuple[list, dict]:
+    """Returns (records, kept) where kept maps each family of ``opts.keep_families`` that was built to
+    (variant, index handle, its records) of its best build at recall@10 >= keep_target (cheapest MFLOPs
+    there; any build when none reaches it)."""
+    records, kept, kept_cost = [], {}, {}
     for variant in variants:
         if bar is not None:
             bar.set_description(f"{variant.family} {variant.name}: build")
@@ -55,11 +57,11 @@ def run(variants: list, base: np.ndarray, queries: np.ndarray, gt: np.ndarray, c
         rows = [_quality(variant, built, s, base, queries, gt, ctx, labels, build_s) for s in _each(variant, bar)]
         _time(rows, built, queries, ctx, opts, bar, variant)
         records += rows
-        if variant.family == opts.keep_family and built.handle is not None:
+        if variant.family in opts.keep_families and built.handle is not None:
             ok = [r["mflops"] for r in rows if r["recall@10"] >= opts.keep_target and r["mflops"] is not None]
             cost = min(ok, default=float("inf"))
-            if kept is None or cost < kept_cost:
-                kept, kept_cost = (variant, built.handle, rows), cost
+            if variant.family not in kept or cost < kept_cost[variant.family]:
+                kept[variant.family], kept_cost[variant.family] = (variant, built.handle, rows), cost
         del built
         gc.collect()
     return records, kept
