@@ -7,6 +7,7 @@
 
 #include "adanns/adc.h"
 #include "adanns/distances.h"
+#include "adanns/fastscan.h"
 #include "adanns/kmeans.h"
 #include "adanns/threads.h"
 #include "adanns/topk.h"
@@ -59,7 +60,7 @@ size_t PQIndex::bytes() const {
   size_t b = (centroids_.size() + rotation_t_.size() + rotated_centroids_.size() + pq_.centroids().size()) *
              sizeof(float);
   for (const List& l : lists_)
-    b += l.codes.size() + l.ids.size() * sizeof(idx_t) + l.vectors.size() * sizeof(float);
+    b += l.codes.size() + l.blocked.size() + l.ids.size() * sizeof(idx_t) + l.vectors.size() * sizeof(float);
   return b;
 }
 
@@ -207,6 +208,11 @@ void PQIndex::add(const float* x, size_t n, const idx_t* ids, int threads) {
     ids_.note_added(ids[i]);
     l.ids.push_back(ids[i]);
     l.codes.insert(l.codes.end(), codes.begin() + i * m, codes.begin() + (i + 1) * m);
+    if (fastscan()) {
+      const size_t row = l.ids.size() - 1;
+      l.blocked.resize(fastscan_blocks(row + 1) * fastscan_block_bytes(m), 0);
+      fastscan_set_row(l.blocked.data(), m, row, codes.data() + i * m);
+    }
     if (cfg_.store_vectors) l.vectors.insert(l.vectors.end(), x + i * dim, x + (i + 1) * dim);
   }
 }
@@ -222,11 +228,15 @@ size_t PQIndex::remove(const idx_t* ids, size_t n) {
     if (at != last) {
       l.ids[at] = l.ids[last];
       std::copy_n(l.codes.data() + last * m, m, l.codes.data() + at * m);
+      if (fastscan()) fastscan_set_row(l.blocked.data(), m, at, l.codes.data() + at * m);
       if (cfg_.store_vectors) std::copy_n(l.vectors.data() + last * dim, dim, l.vectors.data() + at * dim);
       ids_.set(l.ids[at], loc);
     }
     l.ids.pop_back();
     l.codes.resize(last * m);
+    // (The removed row's nibbles may stay in the last block: rows past the end are never read, and
+    // the next add there overwrites them.)
+    if (fastscan()) l.blocked.resize(fastscan_blocks(last) * fastscan_block_bytes(m));
     if (cfg_.store_vectors) l.vectors.resize(last * dim);
     ids_.erase(ids[i]);
   }
@@ -252,6 +262,9 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
   const bool ip = cfg_.metric == Metric::IP, rotate = !rotation_t_.empty();
   const size_t lut_size = m * ksub;
 
+  const bool fs = fastscan();
+  const size_t block_bytes = fastscan_block_bytes(m);
+
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     const size_t nc = e - b;
     const float* qb = q + b * qdim;
@@ -274,27 +287,68 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
           heap.push(dd, l.ids[r0 + r], vec ? vec + (r0 + r) * cfg_.dim : nullptr);
       }
     };
+    // Fast-scan of rows [r0, r0 + rows) of list l (r0 a multiple of 32) for query i with table t:
+    // the kernel flags the rows whose integer sum can beat the heap's threshold (refreshed every
+    // kScanBlocks blocks), and only those are dequantized and offered to the heap.
+    constexpr size_t kScanBlocks = 32;
+    std::vector<uint16_t> sums(kScanBlocks * kFastScanBlock);
+    std::vector<uint32_t> masks(kScanBlocks);
+    auto scan_blocked = [&](size_t i, const List& l, size_t r0, size_t rows, const FastScanLut& t, float offset) {
+      TopK& heap = heaps[i];
+      const float off = ip ? -offset : 0.f;  // distances: ip scores negated
+      const float* vec = cfg_.store_vectors ? l.vectors.data() : nullptr;
+      for (size_t s0 = 0; s0 < rows; s0 += kScanBlocks * kFastScanBlock) {
+        const int32_t cut = t.max_sum_within(heap.worst().dist, off);
+        if (cut < 0) return;  // no sum can enter the heap
+        const size_t n = std::min(kScanBlocks * kFastScanBlock, rows - s0), nb = fastscan_blocks(n);
+        const size_t first = r0 + s0;
+        fastscan_scan(l.blocked.data() + first / kFastScanBlock * block_bytes, nb, m, t.table.data(),
+                      static_cast<uint16_t>(cut), sums.data(), masks.data());
+        for (size_t bi = 0; bi < nb; ++bi) {
+          uint32_t mask = masks[bi];
+          const size_t valid = std::min(kFastScanBlock, n - bi * kFastScanBlock);
+          if (valid < 32) mask &= (1u << valid) - 1;
+          while (mask) {
+            const size_t r = bi * kFastScanBlock + static_cast<size_t>(__builtin_ctz(mask));
+            mask &= mask - 1;
+            const float dd = t.distance(sums[r], off);
+            if (dd <= heap.worst().dist)
+              heap.push(dd, l.ids[first + r], vec ? vec + (first + r) * cfg_.dim : nullptr);
+          }
+        }
+      }
+    };
+    auto build_lut = [&](const float* yq, float* lut, FastScanLut* qlut) {
+      if (ip) pq_.lut_ip(yq, lut);
+      else pq_.lut_l2(yq, lut);
+      if (qlut) fastscan_quantize(lut, m, ip, qlut);
+    };
 
     if (!ivf()) {
       // Query groups x code blocks: the group's tables and the block of codes both stay in cache,
       // so the codes are streamed from memory once per group rather than once per query.
       const List& l = lists_[0];
       const size_t n = l.ids.size();
-      const size_t group = std::max<size_t>(1, kLutGroupBytes / (lut_size * sizeof(float)));
-      const size_t block = std::max<size_t>(256, kCodeBlockBytes / m);
-      std::vector<float> luts(std::min(group, nc) * lut_size);
-      dist.resize(std::min(block, std::max<size_t>(n, 1)));
+      const size_t table_bytes = fs ? block_bytes : lut_size * sizeof(float);
+      const size_t group = std::max<size_t>(1, kLutGroupBytes / table_bytes);
+      const size_t block = fs ? std::max<size_t>(1, kCodeBlockBytes / block_bytes) * kFastScanBlock
+                              : std::max<size_t>(256, kCodeBlockBytes / m);
+      std::vector<float> luts((fs ? 1 : std::min(group, nc)) * lut_size);
+      std::vector<FastScanLut> qluts(fs ? std::min(group, nc) : 0);
+      if (!fs) dist.resize(std::min(block, std::max<size_t>(n, 1)));
       for (size_t g0 = 0; g0 < nc; g0 += group) {
         const size_t gn = std::min(group, nc - g0);
-        for (size_t i = 0; i < gn; ++i) {
-          if (ip) pq_.lut_ip(y.data() + (g0 + i) * d, luts.data() + i * lut_size);
-          else pq_.lut_l2(y.data() + (g0 + i) * d, luts.data() + i * lut_size);
-        }
+        for (size_t i = 0; i < gn; ++i)
+          build_lut(y.data() + (g0 + i) * d, luts.data() + (fs ? 0 : i * lut_size), fs ? &qluts[i] : nullptr);
         for (size_t r0 = 0; r0 < n; r0 += block) {
           const size_t rows = std::min(block, n - r0);
           for (size_t i = 0; i < gn; ++i) {
-            adc_scan(luts.data() + i * lut_size, ksub, l.codes.data() + r0 * m, rows, m, dist.data());
-            push(g0 + i, l, r0, rows, dist.data(), 0.f);
+            if (fs) {
+              scan_blocked(g0 + i, l, r0, rows, qluts[i], 0.f);
+            } else {
+              adc_scan(luts.data() + i * lut_size, ksub, l.codes.data() + r0 * m, rows, m, dist.data());
+              push(g0 + i, l, r0, rows, dist.data(), 0.f);
+            }
           }
         }
       }
@@ -307,19 +361,21 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
       if (!ip) norms_sq(centroids_.data(), nlist, dc, dc, cnorm.data());
       std::vector<uint32_t> order(nlist);
       std::vector<float> lut(lut_size), shifted(d);
+      FastScanLut qlut;
       const size_t dcp = std::min(dc, d);
       for (size_t i = 0; i < nc; ++i) {
         float* row = cd.data() + i * nlist;
         for (size_t c = 0; c < nlist; ++c) row[c] = ip ? -row[c] : cnorm[c] - 2.f * row[c];
         std::iota(order.begin(), order.end(), 0u);
+        // The probed set only (a total order, so the set is unique); heaps do not depend on the
+        // order lists are visited in.
         auto closer = [row](uint32_t a, uint32_t c) { return row[a] < row[c] || (row[a] == row[c] && a < c); };
-        std::partial_sort(order.begin(), order.begin() + nprobe, order.end(), closer);
+        if (nprobe < nlist) std::nth_element(order.begin(), order.begin() + (nprobe - 1), order.end(), closer);
         const float* yi = y.data() + i * d;
         double flops = base_flops + static_cast<double>(nlist) * dc;
         const bool lut_per_list = !ip && cfg_.residual;
         if (!lut_per_list) {
-          if (ip) pq_.lut_ip(yi, lut.data());
-          else pq_.lut_l2(yi, lut.data());
+          build_lut(yi, lut.data(), fs ? &qlut : nullptr);
           flops += static_cast<double>(ksub) * d;
         }
         for (size_t t = 0; t < nprobe; ++t) {
@@ -335,12 +391,16 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
           } else if (lut_per_list) {
             const float* rc = rotated_centroids_.data() + li * d;
             for (size_t j = 0; j < d; ++j) shifted[j] = yi[j] - rc[j];
-            pq_.lut_l2(shifted.data(), lut.data());
+            build_lut(shifted.data(), lut.data(), fs ? &qlut : nullptr);
             flops += static_cast<double>(ksub) * d;
           }
-          dist.resize(n);
-          adc_scan(lut.data(), ksub, l.codes.data(), n, m, dist.data());
-          push(i, l, 0, n, dist.data(), offset);
+          if (fs) {
+            scan_blocked(i, l, 0, n, qlut, offset);
+          } else {
+            dist.resize(n);
+            adc_scan(lut.data(), ksub, l.codes.data(), n, m, dist.data());
+            push(i, l, 0, n, dist.data(), offset);
+          }
           flops += static_cast<double>(n) * m;
         }
         mflops[b + i] = flops * 1e-6;
@@ -468,6 +528,10 @@ std::unique_ptr<PQIndex> PQIndex::from_file(IndexFile f) {
     }
     l.codes.assign(bytes + code_off, bytes + code_off + n * c.m);
     code_off += n * c.m;
+    if (index->fastscan()) {
+      for (uint8_t code : l.codes) ADANNS_CHECK(code < 16, "corrupt index file: 4-bit code ", int(code));
+      l.blocked = fastscan_pack(l.codes.data(), n, c.m);
+    }
   }
   if (next > index->ids_.next_id()) index->ids_.set_next_id(next);
   return index;

@@ -1,0 +1,66 @@
+// AVX-512BW fast-scan: the AVX2 kernel (see fastscan_avx2.cpp) on two pairs of sub-quantizers per
+// 64-byte load, four tables in the four 128-bit lanes; an odd last pair goes through 256-bit
+// registers into the low half. The four lanes are folded at the end of each block, and one 16-bit
+// compare gives the block's mask.
+#include <immintrin.h>
+
+#include "fastscan_kernels.h"
+
+namespace adanns {
+namespace simd {
+namespace {
+
+inline __m128i fold_lanes(__m512i v) {
+  const __m256i h = _mm256_add_epi16(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+  return _mm_add_epi16(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+inline __m512i widen(__m256i v) { return _mm512_inserti64x4(_mm512_setzero_si512(), v, 0); }
+
+void scan(const uint8_t* blocks, size_t nblocks, size_t pairs, const uint8_t* table, uint16_t threshold,
+          uint16_t* sums, uint32_t* masks) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m256i low4_256 = _mm256_set1_epi8(0x0f);
+  const __m512i thr = _mm512_set1_epi16(static_cast<short>(threshold));
+  const size_t block_bytes = pairs * 32;
+  for (size_t b = 0; b < nblocks; ++b) {
+    const uint8_t* blk = blocks + b * block_bytes;
+    __m512i lo_all = _mm512_setzero_si512(), lo_odd = lo_all, hi_all = lo_all, hi_odd = lo_all;
+    size_t p = 0;
+    for (; p + 2 <= pairs; p += 2) {
+      const __m512i c = _mm512_loadu_si512(reinterpret_cast<const void*>(blk + p * 32));
+      const __m512i t = _mm512_loadu_si512(reinterpret_cast<const void*>(table + p * 32));
+      const __m512i vlo = _mm512_shuffle_epi8(t, _mm512_and_si512(c, low4));
+      const __m512i vhi = _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16(c, 4), low4));
+      lo_all = _mm512_add_epi16(lo_all, vlo);
+      lo_odd = _mm512_add_epi16(lo_odd, _mm512_srli_epi16(vlo, 8));
+      hi_all = _mm512_add_epi16(hi_all, vhi);
+      hi_odd = _mm512_add_epi16(hi_odd, _mm512_srli_epi16(vhi, 8));
+    }
+    if (p < pairs) {
+      const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + p * 32));
+      const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + p * 32));
+      const __m256i vlo = _mm256_shuffle_epi8(t, _mm256_and_si256(c, low4_256));
+      const __m256i vhi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), low4_256));
+      lo_all = _mm512_add_epi16(lo_all, widen(vlo));
+      lo_odd = _mm512_add_epi16(lo_odd, widen(_mm256_srli_epi16(vlo, 8)));
+      hi_all = _mm512_add_epi16(hi_all, widen(vhi));
+      hi_odd = _mm512_add_epi16(hi_odd, widen(_mm256_srli_epi16(vhi, 8)));
+    }
+    const __m128i r0 = fold_lanes(_mm512_sub_epi16(lo_all, _mm512_slli_epi16(lo_odd, 8)));  // rows 0-7
+    const __m128i r8 = fold_lanes(lo_odd);                                                  // rows 8-15
+    const __m128i r16 = fold_lanes(_mm512_sub_epi16(hi_all, _mm512_slli_epi16(hi_odd, 8)));
+    const __m128i r24 = fold_lanes(hi_odd);
+    const __m512i all = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(r8, r0)),
+                                           _mm256_set_m128i(r24, r16), 1);
+    _mm512_storeu_si512(reinterpret_cast<void*>(sums + b * 32), all);
+    masks[b] = static_cast<uint32_t>(_mm512_cmple_epu16_mask(all, thr));
+  }
+}
+
+}  // namespace
+
+const FastScanKernels fastscan_avx512_kernels = {scan, "avx512bw"};
+
+}  // namespace simd
+}  // namespace adanns
