@@ -19,10 +19,17 @@ constexpr size_t kAddBatch = 16384;       // rows encoded at a time (bounds the 
 constexpr size_t kLutGroupBytes = 512 << 10;  // exhaustive scan: tables of a query group stay in L2
 constexpr size_t kCodeBlockBytes = 256 << 10;  // ... and so does the block of codes they scan
 
-double dot(const float* a, const float* b, size_t d) {
-  float s = 0;
-  for (size_t j = 0; j < d; ++j) s += a[j] * b[j];
-  return s;
+// The head of a list's scan data: its codes (blocked for fast-scan) and ids, up to kPrefetchBytes each.
+constexpr size_t kPrefetchBytes = 8 << 10;
+template <class L>
+void prefetch_list(const L& l) {
+  auto fetch = [](const void* p, size_t bytes) {
+    const char* c = static_cast<const char*>(p);
+    for (size_t off = 0; off < std::min(bytes, kPrefetchBytes); off += 64) __builtin_prefetch(c + off, 0, 3);
+  };
+  if (l.blocked.empty()) fetch(l.codes.data(), l.codes.size());
+  else fetch(l.blocked.data(), l.blocked.size());
+  fetch(l.ids.data(), l.ids.size() * sizeof(l.ids[0]));
 }
 }  // namespace
 
@@ -287,33 +294,51 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
           heap.push(dd, l.ids[r0 + r], vec ? vec + (r0 + r) * cfg_.dim : nullptr);
       }
     };
-    // Fast-scan of rows [r0, r0 + rows) of list l (r0 a multiple of 32) for query i with table t:
-    // the kernel flags the rows whose integer sum can beat the heap's threshold (refreshed every
-    // kScanBlocks blocks), and only those are dequantized and offered to the heap.
-    constexpr size_t kScanBlocks = 32;
-    std::vector<uint16_t> sums(kScanBlocks * kFastScanBlock);
-    std::vector<uint32_t> masks(kScanBlocks);
-    auto scan_blocked = [&](size_t i, const List& l, size_t r0, size_t rows, const FastScanLut& t, float offset) {
-      TopK& heap = heaps[i];
+    // Fast-scan of rows [r0, r0 + rows) of list l (r0 a multiple of 32) for queries i0 .. i0 + nqi - 1
+    // (at most kScanQueries, sharing each load of codes) with tables t[0 .. nqi): the kernel flags the
+    // rows whose integer sum can beat each heap's threshold (refreshed every kScanBlocks blocks), and
+    // only those are dequantized and offered to the heap.
+    constexpr size_t kScanBlocks = 32, kScanQueries = 4, kRows = kScanBlocks * kFastScanBlock;
+    std::vector<uint16_t> sums(kScanQueries * kRows);
+    std::vector<uint32_t> masks(kScanQueries * kScanBlocks);
+    auto scan_blocked = [&](size_t i0, size_t nqi, const List& l, size_t r0, size_t rows, const FastScanLut* t,
+                            float offset) {
       const float off = ip ? -offset : 0.f;  // distances: ip scores negated
       const float* vec = cfg_.store_vectors ? l.vectors.data() : nullptr;
-      for (size_t s0 = 0; s0 < rows; s0 += kScanBlocks * kFastScanBlock) {
-        const int32_t cut = t.max_sum_within(heap.worst().dist, off);
-        if (cut < 0) return;  // no sum can enter the heap
-        const size_t n = std::min(kScanBlocks * kFastScanBlock, rows - s0), nb = fastscan_blocks(n);
-        const size_t first = r0 + s0;
-        fastscan_scan(l.blocked.data() + first / kFastScanBlock * block_bytes, nb, m, t.table.data(),
-                      static_cast<uint16_t>(cut), sums.data(), masks.data());
-        for (size_t bi = 0; bi < nb; ++bi) {
-          uint32_t mask = masks[bi];
-          const size_t valid = std::min(kFastScanBlock, n - bi * kFastScanBlock);
-          if (valid < 32) mask &= (1u << valid) - 1;
-          while (mask) {
-            const size_t r = bi * kFastScanBlock + static_cast<size_t>(__builtin_ctz(mask));
-            mask &= mask - 1;
-            const float dd = t.distance(sums[r], off);
-            if (dd <= heap.worst().dist)
-              heap.push(dd, l.ids[first + r], vec ? vec + (first + r) * cfg_.dim : nullptr);
+      const uint8_t* tables[kScanQueries];
+      uint16_t cuts[kScanQueries];
+      uint16_t* sum_out[kScanQueries];
+      uint32_t* mask_out[kScanQueries];
+      size_t which[kScanQueries];
+      for (size_t s0 = 0; s0 < rows; s0 += kRows) {
+        size_t active = 0;
+        for (size_t j = 0; j < nqi; ++j) {
+          const int32_t cut = t[j].max_sum_within(heaps[i0 + j].worst().dist, off);
+          if (cut < 0) continue;  // no sum can enter this heap (thresholds only tighten)
+          tables[active] = t[j].table.data();
+          cuts[active] = static_cast<uint16_t>(cut);
+          sum_out[active] = sums.data() + active * kRows;
+          mask_out[active] = masks.data() + active * kScanBlocks;
+          which[active++] = j;
+        }
+        if (active == 0) return;
+        const size_t n = std::min(kRows, rows - s0), nb = fastscan_blocks(n), first = r0 + s0;
+        fastscan_scan_many(l.blocked.data() + first / kFastScanBlock * block_bytes, nb, m, active, tables, cuts,
+                           sum_out, mask_out);
+        for (size_t a = 0; a < active; ++a) {
+          TopK& heap = heaps[i0 + which[a]];
+          const FastScanLut& lut = t[which[a]];
+          for (size_t bi = 0; bi < nb; ++bi) {
+            uint32_t mask = mask_out[a][bi];
+            const size_t valid = std::min(kFastScanBlock, n - bi * kFastScanBlock);
+            if (valid < 32) mask &= (1u << valid) - 1;
+            while (mask) {
+              const size_t r = bi * kFastScanBlock + static_cast<size_t>(__builtin_ctz(mask));
+              mask &= mask - 1;
+              const float dd = lut.distance(sum_out[a][r], off);
+              if (dd <= heap.worst().dist)
+                heap.push(dd, l.ids[first + r], vec ? vec + (first + r) * cfg_.dim : nullptr);
+            }
           }
         }
       }
@@ -342,13 +367,14 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
           build_lut(y.data() + (g0 + i) * d, luts.data() + (fs ? 0 : i * lut_size), fs ? &qluts[i] : nullptr);
         for (size_t r0 = 0; r0 < n; r0 += block) {
           const size_t rows = std::min(block, n - r0);
+          if (fs) {
+            for (size_t i = 0; i < gn; i += kScanQueries)
+              scan_blocked(g0 + i, std::min(kScanQueries, gn - i), l, r0, rows, qluts.data() + i, 0.f);
+            continue;
+          }
           for (size_t i = 0; i < gn; ++i) {
-            if (fs) {
-              scan_blocked(g0 + i, l, r0, rows, qluts[i], 0.f);
-            } else {
-              adc_scan(luts.data() + i * lut_size, ksub, l.codes.data() + r0 * m, rows, m, dist.data());
-              push(g0 + i, l, r0, rows, dist.data(), 0.f);
-            }
+            adc_scan(luts.data() + i * lut_size, ksub, l.codes.data() + r0 * m, rows, m, dist.data());
+            push(g0 + i, l, r0, rows, dist.data(), 0.f);
           }
         }
       }
@@ -356,7 +382,7 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
         mflops[b + i] = (base_flops + static_cast<double>(ksub) * d + static_cast<double>(n) * m) * 1e-6;
     } else {
       // Coarse step on the query prefixes, then each query's probed lists.
-      std::vector<float> cd(nc * nlist), cnorm(nlist);
+      std::vector<float> cd(nc * nlist), cnorm(nlist), coarse_ip(nlist);
       gemm_ip(qb, nc, qdim, centroids_.data(), nlist, dc, dc, cd.data(), nlist);
       if (!ip) norms_sq(centroids_.data(), nlist, dc, dc, cnorm.data());
       std::vector<uint32_t> order(nlist);
@@ -365,6 +391,7 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
       const size_t dcp = std::min(dc, d);
       for (size_t i = 0; i < nc; ++i) {
         float* row = cd.data() + i * nlist;
+        std::copy_n(row, nlist, coarse_ip.data());
         for (size_t c = 0; c < nlist; ++c) row[c] = ip ? -row[c] : cnorm[c] - 2.f * row[c];
         std::iota(order.begin(), order.end(), 0u);
         // The probed set only (a total order, so the set is unique); heaps do not depend on the
@@ -378,16 +405,24 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
           build_lut(yi, lut.data(), fs ? &qlut : nullptr);
           flops += static_cast<double>(ksub) * d;
         }
+        if (nprobe > 1) prefetch_list(lists_[order[1]]);
         for (size_t t = 0; t < nprobe; ++t) {
           const size_t li = order[t];
           const List& l = lists_[li];
+          // Lists are scattered in memory and short: fetch the next one while this one is scanned.
+          if (t + 2 < nprobe) prefetch_list(lists_[order[t + 2]]);
           const size_t n = l.ids.size();
           if (n == 0) continue;
           float offset = 0.f;
           if (cfg_.residual && ip) {
-            // <q, c + r> = <q[:d_c'], c[:d_c']> + <y, code(r)>: the centroid term, once per list.
-            offset = static_cast<float>(dot(prep.scan.data() + i * d, centroids_.data() + li * dc, dcp));
-            flops += static_cast<double>(dcp);
+            // <q, c + r> = <q[:d_c'], c[:d_c']> + <y, code(r)>: the centroid term, once per list; when
+            // d_c <= pq_dim it is the coarse step's score.
+            if (dc <= d) {
+              offset = coarse_ip[li];
+            } else {
+              one_to_many_ip(prep.scan.data() + i * d, centroids_.data() + li * dc, 1, dc, dcp, &offset);
+              flops += static_cast<double>(dcp);
+            }
           } else if (lut_per_list) {
             const float* rc = rotated_centroids_.data() + li * d;
             for (size_t j = 0; j < d; ++j) shifted[j] = yi[j] - rc[j];
@@ -395,7 +430,7 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
             flops += static_cast<double>(ksub) * d;
           }
           if (fs) {
-            scan_blocked(i, l, 0, n, qlut, offset);
+            scan_blocked(i, 1, l, 0, n, &qlut, offset);
           } else {
             dist.resize(n);
             adc_scan(lut.data(), ksub, l.codes.data(), n, m, dist.data());

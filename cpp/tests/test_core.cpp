@@ -338,6 +338,43 @@ static void test_fastscan_matches_scalar() {
     }
 }
 
+// Several queries sharing each load of codes (fastscan_scan_many, groups of 2 or 4 plus a remainder)
+// give each query's single-query scalar result.
+static void test_fastscan_many_matches_single() {
+  LevelGuard guard;
+  Rng rng(17);
+  for (size_t m : {3, 16, 33, 96})
+    for (size_t nq : {1, 2, 3, 4, 5, 9}) {
+      const size_t n = 70, nb = fastscan_blocks(n);
+      std::vector<uint8_t> codes(n * m);
+      for (uint8_t& c : codes) c = static_cast<uint8_t>(rng.below(16));
+      std::vector<uint8_t> blocks = fastscan_pack(codes.data(), n, m);
+      std::vector<std::vector<uint8_t>> tables(nq, std::vector<uint8_t>(fastscan_pairs(m) * 32, 0));
+      std::vector<uint16_t> thr(nq);
+      std::vector<std::vector<uint16_t>> ref(nq, std::vector<uint16_t>(nb * 32));
+      std::vector<std::vector<uint32_t>> ref_mask(nq, std::vector<uint32_t>(nb));
+      set_simd_level(SimdLevel::Scalar);
+      for (size_t i = 0; i < nq; ++i) {
+        for (size_t t = 0; t < m * 16; ++t) tables[i][t] = static_cast<uint8_t>(rng.below(256));
+        thr[i] = static_cast<uint16_t>(rng.below(m * 255 + 1));
+        fastscan_scan(blocks.data(), nb, m, tables[i].data(), thr[i], ref[i].data(), ref_mask[i].data());
+      }
+      for (SimdLevel level : available_simd_levels()) {
+        set_simd_level(level);
+        std::vector<std::vector<uint16_t>> out(nq, std::vector<uint16_t>(nb * 32));
+        std::vector<std::vector<uint32_t>> mask(nq, std::vector<uint32_t>(nb));
+        std::vector<const uint8_t*> tp(nq);
+        std::vector<uint16_t*> sp(nq);
+        std::vector<uint32_t*> mp(nq);
+        for (size_t i = 0; i < nq; ++i) tp[i] = tables[i].data(), sp[i] = out[i].data(), mp[i] = mask[i].data();
+        fastscan_scan_many(blocks.data(), nb, m, nq, tp.data(), thr.data(), sp.data(), mp.data());
+        for (size_t i = 0; i < nq; ++i)
+          EXPECT(out[i] == ref[i] && mask[i] == ref_mask[i], "fastscan_scan_many level %s m=%zu nq=%zu query %zu",
+                 simd_level_name(level), m, nq, i);
+      }
+    }
+}
+
 int main() {
   test_kernels_match_scalar();
   test_ivf_roundtrip_and_corruption();
@@ -345,6 +382,7 @@ int main() {
   test_binary_index_hash_and_file();
   test_adc_matches_scalar();
   test_fastscan_matches_scalar();
+  test_fastscan_many_matches_single();
   test_pq_index_roundtrip();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);

@@ -58,6 +58,11 @@ void fastscan_quantize(const float* lut, size_t m, bool negate, FastScanLut* out
 void fastscan_scan(const uint8_t* blocks, size_t nblocks, size_t m, const uint8_t* table, uint16_t threshold,
                    uint16_t* sums, uint32_t* masks);
 
+// The same for nq queries at once over the same blocks (the codes are loaded once for a few
+// queries): query i has tables[i] and thresholds[i] and writes sums[i] and masks[i].
+void fastscan_scan_many(const uint8_t* blocks, size_t nblocks, size_t m, size_t nq, const uint8_t* const* tables,
+                        const uint16_t* thresholds, uint16_t* const* sums, uint32_t* const* masks);
+
 // Name of the fast-scan kernel the active level runs ("scalar", "avx2", "avx512bw").
 const char* fastscan_kernel_name();
 

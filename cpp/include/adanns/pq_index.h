@@ -11,8 +11,9 @@
 //
 // Cost per query (MFLOPs, 1 multiply-add = 1 FLOP): pq_dim^2 for the rotation (when set),
 // nlist * cluster_dim for the coarse step, ksub * pq_dim per lookup table built (one per query, or
-// one per probed list for l2 residuals), pq_dim per probed list for ip residuals (the query-centroid
-// term), m per code scanned, then the re-ranking stages.
+// one per probed list for l2 residuals), min(cluster_dim, pq_dim) per probed list for ip residuals
+// when cluster_dim > pq_dim (the query-centroid term; otherwise it is the coarse step's score), m per
+// code scanned, then the re-ranking stages.
 //
 // nbits = 4 scans with fast-scan (fastscan.h): each list also keeps its codes in the blocked
 // register layout (rebuilt from the plain codes on load; the file format is the plain codes), and

@@ -1,7 +1,7 @@
 // AVX-512BW fast-scan: the AVX2 kernel (see fastscan_avx2.cpp) on two pairs of sub-quantizers per
 // 64-byte load, four tables in the four 128-bit lanes; an odd last pair goes through 256-bit
 // registers into the low half. The four lanes are folded at the end of each block, and one 16-bit
-// compare gives the block's mask.
+// compare gives the block's mask. Four queries share each load of codes (16 of the 32 registers).
 #include <immintrin.h>
 
 #include "fastscan_kernels.h"
@@ -17,45 +17,62 @@ inline __m128i fold_lanes(__m512i v) {
 
 inline __m512i widen(__m256i v) { return _mm512_inserti64x4(_mm512_setzero_si512(), v, 0); }
 
-void scan(const uint8_t* blocks, size_t nblocks, size_t pairs, const uint8_t* table, uint16_t threshold,
-          uint16_t* sums, uint32_t* masks) {
+template <int Q>
+void scan_group(const uint8_t* blocks, size_t nblocks, size_t pairs, const uint8_t* const* tables,
+                const uint16_t* thresholds, uint16_t* const* sums, uint32_t* const* masks) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   const __m256i low4_256 = _mm256_set1_epi8(0x0f);
-  const __m512i thr = _mm512_set1_epi16(static_cast<short>(threshold));
   const size_t block_bytes = pairs * 32;
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* blk = blocks + b * block_bytes;
-    __m512i lo_all = _mm512_setzero_si512(), lo_odd = lo_all, hi_all = lo_all, hi_odd = lo_all;
+    __m512i lo_all[Q], lo_odd[Q], hi_all[Q], hi_odd[Q];
+    for (int q = 0; q < Q; ++q) lo_all[q] = lo_odd[q] = hi_all[q] = hi_odd[q] = _mm512_setzero_si512();
     size_t p = 0;
     for (; p + 2 <= pairs; p += 2) {
       const __m512i c = _mm512_loadu_si512(reinterpret_cast<const void*>(blk + p * 32));
-      const __m512i t = _mm512_loadu_si512(reinterpret_cast<const void*>(table + p * 32));
-      const __m512i vlo = _mm512_shuffle_epi8(t, _mm512_and_si512(c, low4));
-      const __m512i vhi = _mm512_shuffle_epi8(t, _mm512_and_si512(_mm512_srli_epi16(c, 4), low4));
-      lo_all = _mm512_add_epi16(lo_all, vlo);
-      lo_odd = _mm512_add_epi16(lo_odd, _mm512_srli_epi16(vlo, 8));
-      hi_all = _mm512_add_epi16(hi_all, vhi);
-      hi_odd = _mm512_add_epi16(hi_odd, _mm512_srli_epi16(vhi, 8));
+      const __m512i lo = _mm512_and_si512(c, low4), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), low4);
+      for (int q = 0; q < Q; ++q) {
+        const __m512i t = _mm512_loadu_si512(reinterpret_cast<const void*>(tables[q] + p * 32));
+        const __m512i vlo = _mm512_shuffle_epi8(t, lo), vhi = _mm512_shuffle_epi8(t, hi);
+        lo_all[q] = _mm512_add_epi16(lo_all[q], vlo);
+        lo_odd[q] = _mm512_add_epi16(lo_odd[q], _mm512_srli_epi16(vlo, 8));
+        hi_all[q] = _mm512_add_epi16(hi_all[q], vhi);
+        hi_odd[q] = _mm512_add_epi16(hi_odd[q], _mm512_srli_epi16(vhi, 8));
+      }
     }
     if (p < pairs) {
       const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + p * 32));
-      const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + p * 32));
-      const __m256i vlo = _mm256_shuffle_epi8(t, _mm256_and_si256(c, low4_256));
-      const __m256i vhi = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), low4_256));
-      lo_all = _mm512_add_epi16(lo_all, widen(vlo));
-      lo_odd = _mm512_add_epi16(lo_odd, widen(_mm256_srli_epi16(vlo, 8)));
-      hi_all = _mm512_add_epi16(hi_all, widen(vhi));
-      hi_odd = _mm512_add_epi16(hi_odd, widen(_mm256_srli_epi16(vhi, 8)));
+      const __m256i lo = _mm256_and_si256(c, low4_256);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), low4_256);
+      for (int q = 0; q < Q; ++q) {
+        const __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tables[q] + p * 32));
+        const __m256i vlo = _mm256_shuffle_epi8(t, lo), vhi = _mm256_shuffle_epi8(t, hi);
+        lo_all[q] = _mm512_add_epi16(lo_all[q], widen(vlo));
+        lo_odd[q] = _mm512_add_epi16(lo_odd[q], widen(_mm256_srli_epi16(vlo, 8)));
+        hi_all[q] = _mm512_add_epi16(hi_all[q], widen(vhi));
+        hi_odd[q] = _mm512_add_epi16(hi_odd[q], widen(_mm256_srli_epi16(vhi, 8)));
+      }
     }
-    const __m128i r0 = fold_lanes(_mm512_sub_epi16(lo_all, _mm512_slli_epi16(lo_odd, 8)));  // rows 0-7
-    const __m128i r8 = fold_lanes(lo_odd);                                                  // rows 8-15
-    const __m128i r16 = fold_lanes(_mm512_sub_epi16(hi_all, _mm512_slli_epi16(hi_odd, 8)));
-    const __m128i r24 = fold_lanes(hi_odd);
-    const __m512i all = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(r8, r0)),
-                                           _mm256_set_m128i(r24, r16), 1);
-    _mm512_storeu_si512(reinterpret_cast<void*>(sums + b * 32), all);
-    masks[b] = static_cast<uint32_t>(_mm512_cmple_epu16_mask(all, thr));
+    for (int q = 0; q < Q; ++q) {
+      const __m128i r0 = fold_lanes(_mm512_sub_epi16(lo_all[q], _mm512_slli_epi16(lo_odd[q], 8)));  // rows 0-7
+      const __m128i r8 = fold_lanes(lo_odd[q]);                                                     // rows 8-15
+      const __m128i r16 = fold_lanes(_mm512_sub_epi16(hi_all[q], _mm512_slli_epi16(hi_odd[q], 8)));
+      const __m128i r24 = fold_lanes(hi_odd[q]);
+      const __m512i all = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(r8, r0)),
+                                             _mm256_set_m128i(r24, r16), 1);
+      _mm512_storeu_si512(reinterpret_cast<void*>(sums[q] + b * 32), all);
+      const __m512i thr = _mm512_set1_epi16(static_cast<short>(thresholds[q]));
+      masks[q][b] = static_cast<uint32_t>(_mm512_cmple_epu16_mask(all, thr));
+    }
   }
+}
+
+void scan(const uint8_t* blocks, size_t nblocks, size_t pairs, size_t nq, const uint8_t* const* tables,
+          const uint16_t* thresholds, uint16_t* const* sums, uint32_t* const* masks) {
+  size_t i = 0;
+  for (; i + 4 <= nq; i += 4)
+    scan_group<4>(blocks, nblocks, pairs, tables + i, thresholds + i, sums + i, masks + i);
+  for (; i < nq; ++i) scan_group<1>(blocks, nblocks, pairs, tables + i, thresholds + i, sums + i, masks + i);
 }
 
 }  // namespace

@@ -35,7 +35,12 @@ const simd::FastScanKernels& fastscan_kernels() {
 
 void fastscan_scan(const uint8_t* blocks, size_t nblocks, size_t m, const uint8_t* table, uint16_t threshold,
                    uint16_t* sums, uint32_t* masks) {
-  fastscan_kernels().scan(blocks, nblocks, fastscan_pairs(m), table, threshold, sums, masks);
+  fastscan_kernels().scan(blocks, nblocks, fastscan_pairs(m), 1, &table, &threshold, &sums, &masks);
+}
+
+void fastscan_scan_many(const uint8_t* blocks, size_t nblocks, size_t m, size_t nq, const uint8_t* const* tables,
+                        const uint16_t* thresholds, uint16_t* const* sums, uint32_t* const* masks) {
+  fastscan_kernels().scan(blocks, nblocks, fastscan_pairs(m), nq, tables, thresholds, sums, masks);
 }
 
 const char* fastscan_kernel_name() { return fastscan_kernels().name; }

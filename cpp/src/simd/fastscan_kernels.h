@@ -8,8 +8,11 @@
 namespace adanns {
 namespace simd {
 
-using FastScanFn = void (*)(const uint8_t* blocks, size_t nblocks, size_t pairs, const uint8_t* table,
-                            uint16_t threshold, uint16_t* sums, uint32_t* masks);
+// nq queries over the same blocks (each block's codes are loaded once for all of them): query i has
+// tables[i], thresholds[i] and writes sums[i] (nblocks x 32) and masks[i] (nblocks).
+using FastScanFn = void (*)(const uint8_t* blocks, size_t nblocks, size_t pairs, size_t nq,
+                            const uint8_t* const* tables, const uint16_t* thresholds, uint16_t* const* sums,
+                            uint32_t* const* masks);
 
 struct FastScanKernels {
   FastScanFn scan;

@@ -6,8 +6,8 @@ namespace adanns {
 namespace simd {
 namespace {
 
-void scan(const uint8_t* blocks, size_t nblocks, size_t pairs, const uint8_t* table, uint16_t threshold,
-          uint16_t* sums, uint32_t* masks) {
+void scan_one(const uint8_t* blocks, size_t nblocks, size_t pairs, const uint8_t* table, uint16_t threshold,
+              uint16_t* sums, uint32_t* masks) {
   const size_t block_bytes = pairs * 32, m2 = pairs * 2;
   for (size_t b = 0; b < nblocks; ++b) {
     const uint8_t* blk = blocks + b * block_bytes;
@@ -20,6 +20,11 @@ void scan(const uint8_t* blocks, size_t nblocks, size_t pairs, const uint8_t* ta
     }
     masks[b] = mask;
   }
+}
+
+void scan(const uint8_t* blocks, size_t nblocks, size_t pairs, size_t nq, const uint8_t* const* tables,
+          const uint16_t* thresholds, uint16_t* const* sums, uint32_t* const* masks) {
+  for (size_t i = 0; i < nq; ++i) scan_one(blocks, nblocks, pairs, tables[i], thresholds[i], sums[i], masks[i]);
 }
 
 }  // namespace
