@@ -55,8 +55,10 @@ void fastscan_quantize(const float* lut, size_t m, bool negate, FastScanLut* out
   out->table.assign(fastscan_pairs(m) * 32, 0);
   for (size_t j = 0; j < m; ++j)
     for (size_t c = 0; c < 16; ++c) {
-      const double q = std::nearbyint((double(sign * lut[j * 16 + c]) - lo[j]) * scale);
-      out->table[j * 16 + c] = static_cast<uint8_t>(std::min(255.0, std::max(0.0, q)));
+      // Rounded half up (the value is >= 0): a truncation, where nearbyint is a library call
+      // without SSE4.1.
+      const double v = (double(sign * lut[j * 16 + c]) - lo[j]) * scale + 0.5;
+      out->table[j * 16 + c] = static_cast<uint8_t>(std::min(255.0, std::max(0.0, v)));
     }
   out->inv_scale = static_cast<float>(1.0 / scale);
   out->bias = static_cast<float>(bias);

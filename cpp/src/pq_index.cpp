@@ -386,18 +386,25 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
       gemm_ip(qb, nc, qdim, centroids_.data(), nlist, dc, dc, cd.data(), nlist);
       if (!ip) norms_sq(centroids_.data(), nlist, dc, dc, cnorm.data());
       std::vector<uint32_t> order(nlist);
+      std::vector<uint64_t> keys(nlist);
       std::vector<float> lut(lut_size), shifted(d);
       FastScanLut qlut;
       const size_t dcp = std::min(dc, d);
       for (size_t i = 0; i < nc; ++i) {
         float* row = cd.data() + i * nlist;
         std::copy_n(row, nlist, coarse_ip.data());
-        for (size_t c = 0; c < nlist; ++c) row[c] = ip ? -row[c] : cnorm[c] - 2.f * row[c];
-        std::iota(order.begin(), order.end(), 0u);
-        // The probed set only (a total order, so the set is unique); heaps do not depend on the
-        // order lists are visited in.
-        auto closer = [row](uint32_t a, uint32_t c) { return row[a] < row[c] || (row[a] == row[c] && a < c); };
-        if (nprobe < nlist) std::nth_element(order.begin(), order.begin() + (nprobe - 1), order.end(), closer);
+        // The probed set only, by nth_element on integer keys (distance bits made orderable, then
+        // the list index: a total order, so the set is unique); heaps do not depend on the order
+        // lists are visited in.
+        for (size_t c = 0; c < nlist; ++c) {
+          const float v = ip ? -row[c] : cnorm[c] - 2.f * row[c];
+          uint32_t bits;
+          std::memcpy(&bits, &v, sizeof bits);
+          bits = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+          keys[c] = (uint64_t(bits) << 32) | c;
+        }
+        if (nprobe < nlist) std::nth_element(keys.begin(), keys.begin() + (nprobe - 1), keys.end());
+        for (size_t t = 0; t < nprobe; ++t) order[t] = static_cast<uint32_t>(keys[t]);
         const float* yi = y.data() + i * d;
         double flops = base_flops + static_cast<double>(nlist) * dc;
         const bool lut_per_list = !ip && cfg_.residual;
@@ -405,12 +412,20 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
           build_lut(yi, lut.data(), fs ? &qlut : nullptr);
           flops += static_cast<double>(ksub) * d;
         }
-        if (nprobe > 1) prefetch_list(lists_[order[1]]);
+        // Lists are scattered in memory and short: fetch ahead while a list is scanned, in two stages
+        // (the List record kRecordAhead lists ahead, its data kDataAhead ahead, when the record is in).
+        constexpr size_t kRecordAhead = 4, kDataAhead = 2;
+        for (size_t t = 0; t < std::min(nprobe, kRecordAhead); ++t) __builtin_prefetch(&lists_[order[t]]);
+        for (size_t t = 0; t < std::min(nprobe, kDataAhead); ++t) prefetch_list(lists_[order[t]]);
         for (size_t t = 0; t < nprobe; ++t) {
           const size_t li = order[t];
           const List& l = lists_[li];
-          // Lists are scattered in memory and short: fetch the next one while this one is scanned.
-          if (t + 2 < nprobe) prefetch_list(lists_[order[t + 2]]);
+          if (t + kRecordAhead < nprobe) {
+            const char* rec = reinterpret_cast<const char*>(&lists_[order[t + kRecordAhead]]);
+            __builtin_prefetch(rec);
+            __builtin_prefetch(rec + sizeof(List) - 1);
+          }
+          if (t + kDataAhead < nprobe) prefetch_list(lists_[order[t + kDataAhead]]);
           const size_t n = l.ids.size();
           if (n == 0) continue;
           float offset = 0.f;
