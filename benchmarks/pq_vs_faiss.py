@@ -9,10 +9,13 @@ Sections (``--only``, comma-separated; default all, run in this order):
            prefix reach faiss' 64-byte recall (the AdANNS paper's headline).
   adc      ADC scan throughput (codes/s), 1,000 queries x >= 1M codes, 8-bit codes, m in {8, 16, 32}:
            adanns OPQIndex(opq=False, store_vectors=False) vs faiss IndexPQ, both on the first 192
-           coordinates. Target >= 1.0x.
+           coordinates. Target >= 1.0x. Then 4-bit fast-scan, m in {16, 32, 64}: adanns OPQIndex(nbits=4)
+           vs faiss IndexPQFastScan (PQ{m}x4fs). Target >= 1.0x.
   ivfopq   Fastest configuration reaching recall@10 >= 0.95: adanns IVFOPQIndex + re-ranking (grid over
            cluster_dim, pq_dim, m, nprobe, rerank_k) vs faiss OPQ{m},IVF{nlist},PQ{m} wrapped in
            IndexRefineFlat (grid over m, nprobe, k_factor). Target: >= 2x QPS. Prints both frontiers.
+           adanns' grid includes nbits=4 (fast-scan) codes; faiss' IVF fast-scan (PQ{m}x4fs + refine) is run
+           too and reported as a separate, clearly labelled extra comparison.
   train    OPQ training time, 100k x 384, m = 32: adanns OPQIndex(384, 32, 384).train vs faiss OPQMatrix
            + IndexPQ training, same iteration counts (--train-niter OPQ outer iterations, 4 PQ iterations
            each, 40 for the first; --train-max-points training points). Target: <= 2x.
@@ -33,7 +36,8 @@ import numpy as np
 import adanns
 import faiss
 
-from _common import add_data_arg, cpu_summary, load_corpus, machine_info, print_table, recall_at, time_fn, write_results
+from _common import (add_data_arg, cpu_summary, load_corpus, machine_info, print_table, recall_at, time_fn,
+                     time_interleaved, write_results)
 
 K = 10
 THREADS = 1
@@ -158,9 +162,33 @@ def section_adc(c, args) -> dict:
                      round(tf.best / ta.best, 2), "met" if tf.best >= ta.best else "NOT met"])
         print_table(f"ADC m={m}", ["m", "codes", "queries", "adanns Mcodes/s", "faiss Mcodes/s", "ratio", "target"],
                     rows[-1:])
-    return {"tables": [{"title": "ADC scan throughput, 8-bit codes, top-10, 1 thread (target ratio >= 1.0)",
-                        "columns": ["m", "codes", "queries", "adanns Mcodes/s", "faiss IndexPQ Mcodes/s",
-                                    "adanns/faiss", "target"], "rows": rows}]}
+    tables = [{"title": "ADC scan throughput, 8-bit codes, top-10, 1 thread (target ratio >= 1.0)",
+               "columns": ["m", "codes", "queries", "adanns Mcodes/s", "faiss IndexPQ Mcodes/s",
+                           "adanns/faiss", "target"], "rows": rows}]
+    # 4-bit fast-scan: adanns OPQIndex(nbits=4) vs faiss IndexPQFastScan (PQ{m}x4fs), same data and queries.
+    rows4 = []
+    for m in args.adc4_ms:
+        fi = faiss.IndexPQFastScan(d, m, 4, faiss.METRIC_INNER_PRODUCT)
+        fi.pq.cp.niter = 4
+        fi.train(xt)
+        fi.add(xb)
+        ix = adanns.OPQIndex(d, m, d, metric="ip", opq=False, nbits=4, store_vectors=False)
+        ix.train(xt, threads=THREADS, pq_niter=4)
+        ix.add(xb, threads=THREADS)
+        t = time_interleaved({"adanns": lambda: ix.search(q, K, threads=THREADS), "faiss": lambda: fi.search(q, K)},
+                             repeats=args.repeats)
+        ta, tf = t["adanns"].best, t["faiss"].best
+        n = xb.shape[0] * q.shape[0]
+        rows4.append([m, xb.shape[0], q.shape[0], round(n / ta / 1e6, 1), round(n / tf / 1e6, 1), round(tf / ta, 2),
+                      "met" if tf >= ta else "NOT met"])
+        print_table(f"ADC 4-bit fast-scan m={m}", ["m", "codes", "queries", "adanns Mcodes/s", "faiss Mcodes/s",
+                                                   "ratio", "target"], rows4[-1:])
+    if rows4:
+        tables.append({"title": "ADC scan throughput, 4-bit fast-scan, top-10, 1 thread: adanns OPQIndex(nbits=4) vs "
+                                "faiss IndexPQFastScan PQ{m}x4fs (target ratio >= 1.0)",
+                       "columns": ["m", "codes", "queries", "adanns Mcodes/s", "faiss PQ{m}x4fs Mcodes/s",
+                                   "adanns/faiss", "target"], "rows": rows4})
+    return {"tables": tables}
 
 
 # --------------------------------------------------------------------------------------------- ivfopq
@@ -181,8 +209,8 @@ def section_ivfopq(c, args) -> dict:
     apoints, fpoints = [], []
     for nlist in args.nlists:
         for dc in args.cluster_dims:
-            for m, pq_dim in args.codes:
-                ix = adanns.IVFOPQIndex(d, nlist, dc, m=m, pq_dim=pq_dim, metric="ip", opq=True, seed=0)
+            for m, pq_dim, nbits in args.codes:
+                ix = adanns.IVFOPQIndex(d, nlist, dc, m=m, pq_dim=pq_dim, metric="ip", opq=True, nbits=nbits, seed=0)
                 ix.train(xt, threads=THREADS, opq_niter=args.opq_niter, max_train_points=args.train_points)
                 ix.add(c.base, threads=THREADS)
                 for nprobe in args.nprobes:
@@ -193,12 +221,17 @@ def section_ivfopq(c, args) -> dict:
                         rec = recall_at(res.ids, c.gt)
                         t = time_fn(fn, repeats=1)
                         apoints.append((rec, nq / t.best, f"nlist={nlist} d_c={dc} m={m} pq_dim={pq_dim} "
-                                        f"nprobe={nprobe} rerank_k={rk}", float(res.mflops.mean()), fn))
-                print(f"adanns nlist={nlist} d_c={dc} m={m} pq_dim={pq_dim}: best recall "
+                                        f"nbits={nbits} nprobe={nprobe} rerank_k={rk}", float(res.mflops.mean()), fn))
+                print(f"adanns nlist={nlist} d_c={dc} m={m} pq_dim={pq_dim} nbits={nbits}: best recall "
                       f"{max(p[0] for p in apoints):.4f}", flush=True)
+    # The peer named by the target (8-bit PQ, `faiss_ms`), then faiss' own IVF fast-scan (PQ{m}x4fs,
+    # `faiss_fs_ms`) as an extra, separately reported comparison.
+    xpoints = []
     for nlist in args.nlists:
-        for m in args.faiss_ms:
-            base = faiss.index_factory(d, f"OPQ{m},IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
+        for m, fs in [(m, False) for m in args.faiss_ms] + [(m, True) for m in args.faiss_fs_ms]:
+            code = f"PQ{m}x4fs" if fs else f"PQ{m}"
+            points = xpoints if fs else fpoints
+            base = faiss.index_factory(d, f"OPQ{m},IVF{nlist},{code}", faiss.METRIC_INNER_PRODUCT)
             faiss.downcast_VectorTransform(base.chain.at(0)).niter = args.opq_niter
             faiss.downcast_VectorTransform(base.chain.at(0)).max_train_points = xt.shape[0]
             fi = faiss.IndexRefineFlat(base)
@@ -219,9 +252,9 @@ def section_ivfopq(c, args) -> dict:
                     rec = recall_at(ids, c.gt)
                     t = time_fn(fn, repeats=1)
                     rows_scanned = nprobe * (sizes ** 2).sum() / sizes.sum()
-                    mf = (d * d + nlist * d + 256 * d + rows_scanned * m + K * kf * d) * 1e-6
-                    fpoints.append((rec, nq / t.best, f"OPQ{m},IVF{nlist},PQ{m} nprobe={nprobe} k_factor={kf}", mf, fn))
-            print(f"faiss nlist={nlist} m={m}: best recall {max(p[0] for p in fpoints):.4f}", flush=True)
+                    mf = (d * d + nlist * d + (16 if fs else 256) * d + rows_scanned * m + K * kf * d) * 1e-6
+                    points.append((rec, nq / t.best, f"OPQ{m},IVF{nlist},{code} nprobe={nprobe} k_factor={kf}", mf, fn))
+            print(f"faiss nlist={nlist} {code}: best recall {max(p[0] for p in points):.4f}", flush=True)
 
     def winner(points, target):
         ok = [p for p in points if p[0] >= target]
@@ -244,7 +277,20 @@ def section_ivfopq(c, args) -> dict:
         else:
             summary.append(f"recall >= {target}: adanns {'reached' if wa else 'not reached'}, faiss "
                            f"{'reached' if wf else 'not reached'}")
-    for name, pts in (("adanns IVFOPQIndex + re-rank", apoints), ("faiss OPQ,IVF,PQ + IndexRefineFlat", fpoints)):
+    extra = []
+    for target in (0.95, 0.90):
+        wa, wx = winner(apoints, target), winner(xpoints, target)
+        if wa and wx:
+            extra.append(f"EXTRA (not the target's peer) recall >= {target}: adanns {wa[1]:.0f} QPS ({wa[2]}) vs faiss "
+                         f"IVF fast-scan {wx[1]:.0f} QPS ({wx[2]}, recall {wx[0]:.4f}): {wa[1] / wx[1]:.2f}x")
+        elif xpoints:
+            extra.append(f"EXTRA recall >= {target}: adanns {'reached' if wa else 'not reached'}, faiss IVF fast-scan "
+                         f"{'reached' if wx else 'not reached'}")
+    summary += extra
+    named = [("adanns IVFOPQIndex + re-rank", apoints), ("faiss OPQ,IVF,PQ + IndexRefineFlat", fpoints)]
+    if xpoints:
+        named.append(("EXTRA faiss OPQ,IVF,PQx4fs (IVF fast-scan) + IndexRefineFlat", xpoints))
+    for name, pts in named:
         fr = frontier([p[:4] for p in pts])
         tables.append({"title": f"Frontier: {name} (single timing per point)",
                        "columns": ["recall@10", "QPS", "MFLOPs/q", "configuration"],
@@ -253,7 +299,8 @@ def section_ivfopq(c, args) -> dict:
     for s in summary:
         print(s)
     return {"tables": tables, "summary": summary,
-            "all_adanns": [p[:4] for p in apoints], "all_faiss": [p[:4] for p in fpoints]}
+            "all_adanns": [p[:4] for p in apoints], "all_faiss": [p[:4] for p in fpoints],
+            "all_faiss_fastscan_extra": [p[:4] for p in xpoints]}
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -305,10 +352,14 @@ def main() -> None:
     ap.add_argument("--adc-n", type=int, default=1_000_000)
     ap.add_argument("--adc-nq", type=int, default=1000)
     ap.add_argument("--adc-ms", type=ints, default=[8, 16, 32])
+    ap.add_argument("--adc4-ms", type=ints, default=[16, 32, 64], help="m of the 4-bit fast-scan comparison")
     ap.add_argument("--nlists", type=ints, default=[1024])
     ap.add_argument("--cluster-dims", type=ints, default=[64, 384])
-    ap.add_argument("--codes", default="32:128,48:192", help="m:pq_dim pairs for adanns IVFOPQIndex")
+    ap.add_argument("--codes", default="32:128,48:192,64:128:4,96:192:4",
+                    help="m:pq_dim[:nbits] for adanns IVFOPQIndex (nbits 8 unless given; 4 = fast-scan)")
     ap.add_argument("--faiss-ms", type=ints, default=[32, 48])
+    ap.add_argument("--faiss-fs-ms", type=ints, default=[48, 96],
+                    help="m of the extra comparison with faiss' IVF fast-scan (OPQ{m},IVF{nlist},PQ{m}x4fs)")
     ap.add_argument("--nprobes", type=ints, default=[4, 8, 16, 32, 64])
     ap.add_argument("--rerank-ks", type=ints, default=[50, 100, 200])
     ap.add_argument("--k-factors", type=ints, default=[5, 10, 20])
@@ -317,7 +368,7 @@ def main() -> None:
     ap.add_argument("--train-max-points", type=int, default=65536)
     ap.add_argument("--name", default="pq_vs_faiss")
     args = ap.parse_args()
-    args.codes = [tuple(int(v) for v in pair.split(":")) for pair in args.codes.split(",")]
+    args.codes = [tuple(int(v) for v in (pair + ":8").split(":")[:3]) for pair in args.codes.split(",")]
     faiss.omp_set_num_threads(THREADS)
     c = load_corpus(args.data)
     print(cpu_summary(machine_info()), flush=True)

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "adanns/adc.h"
+#include "adanns/fastscan.h"
 #include "adanns/pq.h"
 #include "adanns/pq_index.h"
 #include "helpers.h"
@@ -113,6 +114,44 @@ void bind_pq(py::module_& m) {
     adc_scan(l, ksub, c, n, mm, o);
     return out;
   });
+
+  // Fast-scan (4-bit) primitives, for tests: the quantized table of an (m, 16) float table
+  // (negated first when `negate`) as ((m, 16) uint8, inv_scale, bias), and the dispatched kernel on
+  // (n, m) plain codes packed into blocks here: (sums (n,) uint16, sum <= threshold (n,) bool).
+  m.def("fastscan_quantize", [](const FloatArray& lut, bool negate) {
+    ADANNS_CHECK(lut.ndim() == 2 && lut.shape(1) == 16 && lut.shape(0) >= 1, "lut must be (m, 16)");
+    const size_t mm = lut.shape(0);
+    FastScanLut q;
+    fastscan_quantize(lut.data(), mm, negate, &q);
+    py::array_t<uint8_t> table({mm, size_t(16)});
+    std::copy_n(q.table.data(), mm * 16, table.mutable_data());
+    return py::make_tuple(table, q.inv_scale, q.bias);
+  });
+  m.def("kernel_fastscan", [](const CodeArray& table, const CodeArray& codes, int threshold) {
+    ADANNS_CHECK(table.ndim() == 2 && table.shape(1) == 16 && codes.ndim() == 2 && codes.shape(1) == table.shape(0),
+                 "table (m, 16), codes (n, m)");
+    ADANNS_CHECK(threshold >= 0 && threshold <= 65535, "threshold must be in 0..65535, got ", threshold);
+    check_codes(codes, 16);
+    const size_t mm = table.shape(0), n = codes.shape(0);
+    std::vector<uint8_t> t(fastscan_pairs(mm) * 32, 0);
+    std::copy_n(table.data(), mm * 16, t.data());
+    const size_t nb = fastscan_blocks(n);
+    std::vector<uint16_t> sums(nb * kFastScanBlock);
+    std::vector<uint32_t> masks(nb);
+    std::vector<uint8_t> blocks = fastscan_pack(codes.data(), n, mm);
+    {
+      py::gil_scoped_release release;
+      fastscan_scan(blocks.data(), nb, mm, t.data(), static_cast<uint16_t>(threshold), sums.data(), masks.data());
+    }
+    py::array_t<uint16_t> out(n);
+    py::array_t<bool> pass(n);
+    for (size_t i = 0; i < n; ++i) {
+      out.mutable_data()[i] = sums[i];
+      pass.mutable_data()[i] = (masks[i / kFastScanBlock] >> (i % kFastScanBlock)) & 1u;
+    }
+    return py::make_tuple(out, pass);
+  });
+  m.def("fastscan_kernel_name", [] { return std::string(fastscan_kernel_name()); });
 
   py::class_<PQIndex> pq(m, "PQIndex");
   bind_stored_state<PQIndex>(pq);

@@ -40,6 +40,16 @@ void ProductQuantizer::set_centroids(std::vector<float> c) {
   ADANNS_CHECK(c.size() == m_ * ksub_ * dsub_, "PQ codebook must hold m * ksub * dsub = ",
                m_ * ksub_ * dsub_, " floats, got ", c.size());
   centroids_ = std::move(c);
+  transpose_small();
+}
+
+void ProductQuantizer::transpose_small() {
+  centroids_t_.clear();
+  if (ksub_ != 16 || centroids_.empty()) return;
+  centroids_t_.resize(centroids_.size());
+  for (size_t j = 0; j < m_; ++j)
+    for (size_t c = 0; c < 16; ++c)
+      for (size_t t = 0; t < dsub_; ++t) centroids_t_[(j * dsub_ + t) * 16 + c] = centroids_[(j * 16 + c) * dsub_ + t];
 }
 
 void ProductQuantizer::train(const float* x, size_t n, size_t stride, size_t niter, uint64_t seed,
@@ -85,6 +95,7 @@ void ProductQuantizer::refine(const float* x, size_t n, size_t stride, size_t ni
           for (size_t t = 0; t < dsub_; ++t) c[k * dsub_ + t] = static_cast<float>(acc[k * dsub_ + t] / count[k]);
     }
   }
+  transpose_small();
 }
 
 void ProductQuantizer::encode(const float* x, size_t n, size_t stride, uint8_t* codes,
@@ -108,12 +119,37 @@ void ProductQuantizer::decode(const uint8_t* codes, size_t n, float* out) const 
 
 // Tables through the dispatched one-to-many kernels (distances.h): each sub-space is a query of
 // dsub coordinates against ksub contiguous centroids.
+// With 16 centroids a sub-space is too small a job for a dispatched kernel call: plain loops.
 void ProductQuantizer::lut_ip(const float* q, float* lut) const {
+  if (!centroids_t_.empty()) {
+    for (size_t j = 0; j < m_; ++j) {
+      float s[16] = {};
+      for (size_t t = 0; t < dsub_; ++t) {
+        const float v = q[j * dsub_ + t];
+        const float* x = centroids_t_.data() + (j * dsub_ + t) * 16;
+        for (size_t c = 0; c < 16; ++c) s[c] += v * x[c];
+      }
+      std::copy_n(s, 16, lut + j * 16);
+    }
+    return;
+  }
   for (size_t j = 0; j < m_; ++j)
     one_to_many_ip(q + j * dsub_, centroids_.data() + j * ksub_ * dsub_, ksub_, dsub_, dsub_, lut + j * ksub_);
 }
 
 void ProductQuantizer::lut_l2(const float* q, float* lut) const {
+  if (!centroids_t_.empty()) {
+    for (size_t j = 0; j < m_; ++j) {
+      float s[16] = {};
+      for (size_t t = 0; t < dsub_; ++t) {
+        const float v = q[j * dsub_ + t];
+        const float* x = centroids_t_.data() + (j * dsub_ + t) * 16;
+        for (size_t c = 0; c < 16; ++c) s[c] += (v - x[c]) * (v - x[c]);
+      }
+      std::copy_n(s, 16, lut + j * 16);
+    }
+    return;
+  }
   for (size_t j = 0; j < m_; ++j)
     one_to_many_l2(q + j * dsub_, centroids_.data() + j * ksub_ * dsub_, ksub_, dsub_, dsub_, lut + j * ksub_);
 }

@@ -7,6 +7,7 @@
 
 #include "adanns/adc.h"
 #include "adanns/distances.h"
+#include "adanns/fastscan.h"
 #include "adanns/kmeans.h"
 #include "adanns/threads.h"
 #include "adanns/topk.h"
@@ -18,10 +19,17 @@ constexpr size_t kAddBatch = 16384;       // rows encoded at a time (bounds the 
 constexpr size_t kLutGroupBytes = 512 << 10;  // exhaustive scan: tables of a query group stay in L2
 constexpr size_t kCodeBlockBytes = 256 << 10;  // ... and so does the block of codes they scan
 
-double dot(const float* a, const float* b, size_t d) {
-  float s = 0;
-  for (size_t j = 0; j < d; ++j) s += a[j] * b[j];
-  return s;
+// The head of a list's scan data: its codes (blocked for fast-scan) and ids, up to kPrefetchBytes each.
+constexpr size_t kPrefetchBytes = 8 << 10;
+template <class L>
+void prefetch_list(const L& l) {
+  auto fetch = [](const void* p, size_t bytes) {
+    const char* c = static_cast<const char*>(p);
+    for (size_t off = 0; off < std::min(bytes, kPrefetchBytes); off += 64) __builtin_prefetch(c + off, 0, 3);
+  };
+  if (l.blocked.empty()) fetch(l.codes.data(), l.codes.size());
+  else fetch(l.blocked.data(), l.blocked.size());
+  fetch(l.ids.data(), l.ids.size() * sizeof(l.ids[0]));
 }
 }  // namespace
 
@@ -59,7 +67,7 @@ size_t PQIndex::bytes() const {
   size_t b = (centroids_.size() + rotation_t_.size() + rotated_centroids_.size() + pq_.centroids().size()) *
              sizeof(float);
   for (const List& l : lists_)
-    b += l.codes.size() + l.ids.size() * sizeof(idx_t) + l.vectors.size() * sizeof(float);
+    b += l.codes.size() + l.blocked.size() + l.ids.size() * sizeof(idx_t) + l.vectors.size() * sizeof(float);
   return b;
 }
 
@@ -207,6 +215,11 @@ void PQIndex::add(const float* x, size_t n, const idx_t* ids, int threads) {
     ids_.note_added(ids[i]);
     l.ids.push_back(ids[i]);
     l.codes.insert(l.codes.end(), codes.begin() + i * m, codes.begin() + (i + 1) * m);
+    if (fastscan()) {
+      const size_t row = l.ids.size() - 1;
+      l.blocked.resize(fastscan_blocks(row + 1) * fastscan_block_bytes(m), 0);
+      fastscan_set_row(l.blocked.data(), m, row, codes.data() + i * m);
+    }
     if (cfg_.store_vectors) l.vectors.insert(l.vectors.end(), x + i * dim, x + (i + 1) * dim);
   }
 }
@@ -222,11 +235,15 @@ size_t PQIndex::remove(const idx_t* ids, size_t n) {
     if (at != last) {
       l.ids[at] = l.ids[last];
       std::copy_n(l.codes.data() + last * m, m, l.codes.data() + at * m);
+      if (fastscan()) fastscan_set_row(l.blocked.data(), m, at, l.codes.data() + at * m);
       if (cfg_.store_vectors) std::copy_n(l.vectors.data() + last * dim, dim, l.vectors.data() + at * dim);
       ids_.set(l.ids[at], loc);
     }
     l.ids.pop_back();
     l.codes.resize(last * m);
+    // (The removed row's nibbles may stay in the last block: rows past the end are never read, and
+    // the next add there overwrites them.)
+    if (fastscan()) l.blocked.resize(fastscan_blocks(last) * fastscan_block_bytes(m));
     if (cfg_.store_vectors) l.vectors.resize(last * dim);
     ids_.erase(ids[i]);
   }
@@ -252,6 +269,9 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
   const bool ip = cfg_.metric == Metric::IP, rotate = !rotation_t_.empty();
   const size_t lut_size = m * ksub;
 
+  const bool fs = fastscan();
+  const size_t block_bytes = fastscan_block_bytes(m);
+
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     const size_t nc = e - b;
     const float* qb = q + b * qdim;
@@ -274,24 +294,84 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
           heap.push(dd, l.ids[r0 + r], vec ? vec + (r0 + r) * cfg_.dim : nullptr);
       }
     };
+    // Fast-scan of rows [r0, r0 + rows) of list l (r0 a multiple of 32) for queries i0 .. i0 + nqi - 1
+    // (at most kScanQueries, sharing each load of codes) with tables t[0 .. nqi): the kernel flags the
+    // rows whose integer sum can beat each heap's threshold (refreshed every kScanBlocks blocks), and
+    // only those are dequantized and offered to the heap.
+    constexpr size_t kScanBlocks = 32, kScanQueries = 4, kRows = kScanBlocks * kFastScanBlock;
+    std::vector<uint16_t> sums(kScanQueries * kRows);
+    std::vector<uint32_t> masks(kScanQueries * kScanBlocks);
+    auto scan_blocked = [&](size_t i0, size_t nqi, const List& l, size_t r0, size_t rows, const FastScanLut* t,
+                            float offset) {
+      const float off = ip ? -offset : 0.f;  // distances: ip scores negated
+      const float* vec = cfg_.store_vectors ? l.vectors.data() : nullptr;
+      const uint8_t* tables[kScanQueries];
+      uint16_t cuts[kScanQueries];
+      uint16_t* sum_out[kScanQueries];
+      uint32_t* mask_out[kScanQueries];
+      size_t which[kScanQueries];
+      for (size_t s0 = 0; s0 < rows; s0 += kRows) {
+        size_t active = 0;
+        for (size_t j = 0; j < nqi; ++j) {
+          const int32_t cut = t[j].max_sum_within(heaps[i0 + j].worst().dist, off);
+          if (cut < 0) continue;  // no sum can enter this heap (thresholds only tighten)
+          tables[active] = t[j].table.data();
+          cuts[active] = static_cast<uint16_t>(cut);
+          sum_out[active] = sums.data() + active * kRows;
+          mask_out[active] = masks.data() + active * kScanBlocks;
+          which[active++] = j;
+        }
+        if (active == 0) return;
+        const size_t n = std::min(kRows, rows - s0), nb = fastscan_blocks(n), first = r0 + s0;
+        fastscan_scan_many(l.blocked.data() + first / kFastScanBlock * block_bytes, nb, m, active, tables, cuts,
+                           sum_out, mask_out);
+        for (size_t a = 0; a < active; ++a) {
+          TopK& heap = heaps[i0 + which[a]];
+          const FastScanLut& lut = t[which[a]];
+          for (size_t bi = 0; bi < nb; ++bi) {
+            uint32_t mask = mask_out[a][bi];
+            const size_t valid = std::min(kFastScanBlock, n - bi * kFastScanBlock);
+            if (valid < 32) mask &= (1u << valid) - 1;
+            while (mask) {
+              const size_t r = bi * kFastScanBlock + static_cast<size_t>(__builtin_ctz(mask));
+              mask &= mask - 1;
+              const float dd = lut.distance(sum_out[a][r], off);
+              if (dd <= heap.worst().dist)
+                heap.push(dd, l.ids[first + r], vec ? vec + (first + r) * cfg_.dim : nullptr);
+            }
+          }
+        }
+      }
+    };
+    auto build_lut = [&](const float* yq, float* lut, FastScanLut* qlut) {
+      if (ip) pq_.lut_ip(yq, lut);
+      else pq_.lut_l2(yq, lut);
+      if (qlut) fastscan_quantize(lut, m, ip, qlut);
+    };
 
     if (!ivf()) {
       // Query groups x code blocks: the group's tables and the block of codes both stay in cache,
       // so the codes are streamed from memory once per group rather than once per query.
       const List& l = lists_[0];
       const size_t n = l.ids.size();
-      const size_t group = std::max<size_t>(1, kLutGroupBytes / (lut_size * sizeof(float)));
-      const size_t block = std::max<size_t>(256, kCodeBlockBytes / m);
-      std::vector<float> luts(std::min(group, nc) * lut_size);
-      dist.resize(std::min(block, std::max<size_t>(n, 1)));
+      const size_t table_bytes = fs ? block_bytes : lut_size * sizeof(float);
+      const size_t group = std::max<size_t>(1, kLutGroupBytes / table_bytes);
+      const size_t block = fs ? std::max<size_t>(1, kCodeBlockBytes / block_bytes) * kFastScanBlock
+                              : std::max<size_t>(256, kCodeBlockBytes / m);
+      std::vector<float> luts((fs ? 1 : std::min(group, nc)) * lut_size);
+      std::vector<FastScanLut> qluts(fs ? std::min(group, nc) : 0);
+      if (!fs) dist.resize(std::min(block, std::max<size_t>(n, 1)));
       for (size_t g0 = 0; g0 < nc; g0 += group) {
         const size_t gn = std::min(group, nc - g0);
-        for (size_t i = 0; i < gn; ++i) {
-          if (ip) pq_.lut_ip(y.data() + (g0 + i) * d, luts.data() + i * lut_size);
-          else pq_.lut_l2(y.data() + (g0 + i) * d, luts.data() + i * lut_size);
-        }
+        for (size_t i = 0; i < gn; ++i)
+          build_lut(y.data() + (g0 + i) * d, luts.data() + (fs ? 0 : i * lut_size), fs ? &qluts[i] : nullptr);
         for (size_t r0 = 0; r0 < n; r0 += block) {
           const size_t rows = std::min(block, n - r0);
+          if (fs) {
+            for (size_t i = 0; i < gn; i += kScanQueries)
+              scan_blocked(g0 + i, std::min(kScanQueries, gn - i), l, r0, rows, qluts.data() + i, 0.f);
+            continue;
+          }
           for (size_t i = 0; i < gn; ++i) {
             adc_scan(luts.data() + i * lut_size, ksub, l.codes.data() + r0 * m, rows, m, dist.data());
             push(g0 + i, l, r0, rows, dist.data(), 0.f);
@@ -302,45 +382,75 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
         mflops[b + i] = (base_flops + static_cast<double>(ksub) * d + static_cast<double>(n) * m) * 1e-6;
     } else {
       // Coarse step on the query prefixes, then each query's probed lists.
-      std::vector<float> cd(nc * nlist), cnorm(nlist);
+      std::vector<float> cd(nc * nlist), cnorm(nlist), coarse_ip(nlist);
       gemm_ip(qb, nc, qdim, centroids_.data(), nlist, dc, dc, cd.data(), nlist);
       if (!ip) norms_sq(centroids_.data(), nlist, dc, dc, cnorm.data());
       std::vector<uint32_t> order(nlist);
+      std::vector<uint64_t> keys(nlist);
       std::vector<float> lut(lut_size), shifted(d);
+      FastScanLut qlut;
       const size_t dcp = std::min(dc, d);
       for (size_t i = 0; i < nc; ++i) {
         float* row = cd.data() + i * nlist;
-        for (size_t c = 0; c < nlist; ++c) row[c] = ip ? -row[c] : cnorm[c] - 2.f * row[c];
-        std::iota(order.begin(), order.end(), 0u);
-        auto closer = [row](uint32_t a, uint32_t c) { return row[a] < row[c] || (row[a] == row[c] && a < c); };
-        std::partial_sort(order.begin(), order.begin() + nprobe, order.end(), closer);
+        std::copy_n(row, nlist, coarse_ip.data());
+        // The probed set only, by nth_element on integer keys (distance bits made orderable, then
+        // the list index: a total order, so the set is unique); heaps do not depend on the order
+        // lists are visited in.
+        for (size_t c = 0; c < nlist; ++c) {
+          const float v = ip ? -row[c] : cnorm[c] - 2.f * row[c];
+          uint32_t bits;
+          std::memcpy(&bits, &v, sizeof bits);
+          bits = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+          keys[c] = (uint64_t(bits) << 32) | c;
+        }
+        if (nprobe < nlist) std::nth_element(keys.begin(), keys.begin() + (nprobe - 1), keys.end());
+        for (size_t t = 0; t < nprobe; ++t) order[t] = static_cast<uint32_t>(keys[t]);
         const float* yi = y.data() + i * d;
         double flops = base_flops + static_cast<double>(nlist) * dc;
         const bool lut_per_list = !ip && cfg_.residual;
         if (!lut_per_list) {
-          if (ip) pq_.lut_ip(yi, lut.data());
-          else pq_.lut_l2(yi, lut.data());
+          build_lut(yi, lut.data(), fs ? &qlut : nullptr);
           flops += static_cast<double>(ksub) * d;
         }
+        // Lists are scattered in memory and short: fetch ahead while a list is scanned, in two stages
+        // (the List record kRecordAhead lists ahead, its data kDataAhead ahead, when the record is in).
+        constexpr size_t kRecordAhead = 4, kDataAhead = 2;
+        for (size_t t = 0; t < std::min(nprobe, kRecordAhead); ++t) __builtin_prefetch(&lists_[order[t]]);
+        for (size_t t = 0; t < std::min(nprobe, kDataAhead); ++t) prefetch_list(lists_[order[t]]);
         for (size_t t = 0; t < nprobe; ++t) {
           const size_t li = order[t];
           const List& l = lists_[li];
+          if (t + kRecordAhead < nprobe) {
+            const char* rec = reinterpret_cast<const char*>(&lists_[order[t + kRecordAhead]]);
+            __builtin_prefetch(rec);
+            __builtin_prefetch(rec + sizeof(List) - 1);
+          }
+          if (t + kDataAhead < nprobe) prefetch_list(lists_[order[t + kDataAhead]]);
           const size_t n = l.ids.size();
           if (n == 0) continue;
           float offset = 0.f;
           if (cfg_.residual && ip) {
-            // <q, c + r> = <q[:d_c'], c[:d_c']> + <y, code(r)>: the centroid term, once per list.
-            offset = static_cast<float>(dot(prep.scan.data() + i * d, centroids_.data() + li * dc, dcp));
-            flops += static_cast<double>(dcp);
+            // <q, c + r> = <q[:d_c'], c[:d_c']> + <y, code(r)>: the centroid term, once per list; when
+            // d_c <= pq_dim it is the coarse step's score.
+            if (dc <= d) {
+              offset = coarse_ip[li];
+            } else {
+              one_to_many_ip(prep.scan.data() + i * d, centroids_.data() + li * dc, 1, dc, dcp, &offset);
+              flops += static_cast<double>(dcp);
+            }
           } else if (lut_per_list) {
             const float* rc = rotated_centroids_.data() + li * d;
             for (size_t j = 0; j < d; ++j) shifted[j] = yi[j] - rc[j];
-            pq_.lut_l2(shifted.data(), lut.data());
+            build_lut(shifted.data(), lut.data(), fs ? &qlut : nullptr);
             flops += static_cast<double>(ksub) * d;
           }
-          dist.resize(n);
-          adc_scan(lut.data(), ksub, l.codes.data(), n, m, dist.data());
-          push(i, l, 0, n, dist.data(), offset);
+          if (fs) {
+            scan_blocked(i, 1, l, 0, n, &qlut, offset);
+          } else {
+            dist.resize(n);
+            adc_scan(lut.data(), ksub, l.codes.data(), n, m, dist.data());
+            push(i, l, 0, n, dist.data(), offset);
+          }
           flops += static_cast<double>(n) * m;
         }
         mflops[b + i] = flops * 1e-6;
@@ -458,6 +568,10 @@ std::unique_ptr<PQIndex> PQIndex::from_file(IndexFile f) {
     }
     l.codes.assign(bytes + code_off, bytes + code_off + n * c.m);
     code_off += n * c.m;
+    if (index->fastscan()) {
+      for (uint8_t code : l.codes) ADANNS_CHECK(code < 16, "corrupt index file: 4-bit code ", int(code));
+      l.blocked = fastscan_pack(l.codes.data(), n, c.m);
+    }
   }
   if (next > index->ids_.next_id()) index->ids_.set_next_id(next);
   return index;

@@ -12,6 +12,7 @@
 #include "adanns/binary_index.h"
 #include "adanns/adc.h"
 #include "adanns/distances.h"
+#include "adanns/fastscan.h"
 #include "adanns/hamming.h"
 #include "adanns/flat.h"
 #include "adanns/io.h"
@@ -298,12 +299,90 @@ static void test_pq_index_roundtrip() {
   std::remove(path.c_str());
 }
 
+// Fast-scan on every level equals the scalar oracle exactly (sums and threshold masks), and the
+// oracle equals table sums read from the plain codes: odd and small m, row counts off the block size,
+// tables near the 16-bit limit (m * 255 close to 65535 wraps nothing).
+static void test_fastscan_matches_scalar() {
+  LevelGuard guard;
+  Rng rng(13);
+  for (size_t m : {1, 2, 3, 5, 8, 15, 16, 17, 31, 32, 64, 96, 257})
+    for (size_t n : {1, 31, 32, 33, 100}) {
+      std::vector<uint8_t> codes(n * m), table(fastscan_pairs(m) * 32, 0);
+      for (uint8_t& c : codes) c = static_cast<uint8_t>(rng.below(16));
+      const uint64_t top = m <= 257 ? 256 : 65535 / m;
+      for (size_t i = 0; i < m * 16; ++i) table[i] = static_cast<uint8_t>(rng.below(top));
+      std::vector<uint8_t> blocks = fastscan_pack(codes.data(), n, m);
+      const size_t nb = fastscan_blocks(n);
+      const uint16_t thr = static_cast<uint16_t>(rng.below(m * 255 + 1));
+      set_simd_level(SimdLevel::Scalar);
+      std::vector<uint16_t> ref(nb * 32);
+      std::vector<uint32_t> ref_mask(nb);
+      fastscan_scan(blocks.data(), nb, m, table.data(), thr, ref.data(), ref_mask.data());
+      for (size_t i = 0; i < n; ++i) {
+        uint32_t s = 0;
+        for (size_t j = 0; j < m; ++j) {
+          s += table[j * 16 + codes[i * m + j]];
+          EXPECT(fastscan_get(blocks.data(), m, i, j) == codes[i * m + j], "layout m=%zu row %zu j %zu", m, i, j);
+        }
+        EXPECT(ref[i] == s, "fastscan scalar m=%zu n=%zu row %zu: %u != %u", m, n, i, ref[i], s);
+        EXPECT(((ref_mask[i / 32] >> (i % 32)) & 1u) == (s <= thr), "fastscan scalar mask m=%zu row %zu", m, i);
+      }
+      for (SimdLevel level : available_simd_levels()) {
+        set_simd_level(level);
+        std::vector<uint16_t> out(nb * 32);
+        std::vector<uint32_t> mask(nb);
+        fastscan_scan(blocks.data(), nb, m, table.data(), thr, out.data(), mask.data());
+        EXPECT(out == ref && mask == ref_mask, "fastscan level %s (%s) m=%zu n=%zu", simd_level_name(level),
+               fastscan_kernel_name(), m, n);
+      }
+    }
+}
+
+// Several queries sharing each load of codes (fastscan_scan_many, groups of 2 or 4 plus a remainder)
+// give each query's single-query scalar result.
+static void test_fastscan_many_matches_single() {
+  LevelGuard guard;
+  Rng rng(17);
+  for (size_t m : {3, 16, 33, 96})
+    for (size_t nq : {1, 2, 3, 4, 5, 9}) {
+      const size_t n = 70, nb = fastscan_blocks(n);
+      std::vector<uint8_t> codes(n * m);
+      for (uint8_t& c : codes) c = static_cast<uint8_t>(rng.below(16));
+      std::vector<uint8_t> blocks = fastscan_pack(codes.data(), n, m);
+      std::vector<std::vector<uint8_t>> tables(nq, std::vector<uint8_t>(fastscan_pairs(m) * 32, 0));
+      std::vector<uint16_t> thr(nq);
+      std::vector<std::vector<uint16_t>> ref(nq, std::vector<uint16_t>(nb * 32));
+      std::vector<std::vector<uint32_t>> ref_mask(nq, std::vector<uint32_t>(nb));
+      set_simd_level(SimdLevel::Scalar);
+      for (size_t i = 0; i < nq; ++i) {
+        for (size_t t = 0; t < m * 16; ++t) tables[i][t] = static_cast<uint8_t>(rng.below(256));
+        thr[i] = static_cast<uint16_t>(rng.below(m * 255 + 1));
+        fastscan_scan(blocks.data(), nb, m, tables[i].data(), thr[i], ref[i].data(), ref_mask[i].data());
+      }
+      for (SimdLevel level : available_simd_levels()) {
+        set_simd_level(level);
+        std::vector<std::vector<uint16_t>> out(nq, std::vector<uint16_t>(nb * 32));
+        std::vector<std::vector<uint32_t>> mask(nq, std::vector<uint32_t>(nb));
+        std::vector<const uint8_t*> tp(nq);
+        std::vector<uint16_t*> sp(nq);
+        std::vector<uint32_t*> mp(nq);
+        for (size_t i = 0; i < nq; ++i) tp[i] = tables[i].data(), sp[i] = out[i].data(), mp[i] = mask[i].data();
+        fastscan_scan_many(blocks.data(), nb, m, nq, tp.data(), thr.data(), sp.data(), mp.data());
+        for (size_t i = 0; i < nq; ++i)
+          EXPECT(out[i] == ref[i] && mask[i] == ref_mask[i], "fastscan_scan_many level %s m=%zu nq=%zu query %zu",
+                 simd_level_name(level), m, nq, i);
+      }
+    }
+}
+
 int main() {
   test_kernels_match_scalar();
   test_ivf_roundtrip_and_corruption();
   test_hamming_kernels_match_bit_count();
   test_binary_index_hash_and_file();
   test_adc_matches_scalar();
+  test_fastscan_matches_scalar();
+  test_fastscan_many_matches_single();
   test_pq_index_roundtrip();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);

@@ -41,8 +41,11 @@ class ProductQuantizer {
   void lut_l2(const float* q, float* lut) const;
 
  private:
+  void transpose_small();  // refreshes centroids_t_ after every change of centroids_
+
   size_t pq_dim_ = 0, m_ = 0, nbits_ = 8, dsub_ = 0, ksub_ = 256;
   std::vector<float> centroids_;
+  std::vector<float> centroids_t_;  // ksub = 16: m x dsub x 16 (table building vectorizes over c)
 };
 
 }  // namespace adanns

@@ -11,8 +11,15 @@
 //
 // Cost per query (MFLOPs, 1 multiply-add = 1 FLOP): pq_dim^2 for the rotation (when set),
 // nlist * cluster_dim for the coarse step, ksub * pq_dim per lookup table built (one per query, or
-// one per probed list for l2 residuals), pq_dim per probed list for ip residuals (the query-centroid
-// term), m per code scanned, then the re-ranking stages.
+// one per probed list for l2 residuals), min(cluster_dim, pq_dim) per probed list for ip residuals
+// when cluster_dim > pq_dim (the query-centroid term; otherwise it is the coarse step's score), m per
+// code scanned, then the re-ranking stages.
+//
+// nbits = 4 scans with fast-scan (fastscan.h): each list also keeps its codes in the blocked
+// register layout (rebuilt from the plain codes on load; the file format is the plain codes), and
+// tables are quantized to 8 bits per query (per list for l2 residuals). The scan's scores are then
+// approximate (within m / (2 * scale) of the float ADC score, fastscan.h): with re-ranking that only
+// decides the shortlist; without, the returned scores are the dequantized approximations.
 #pragma once
 
 #include <cstdint>
@@ -85,10 +92,12 @@ class PQIndex {
  private:
   struct List {
     std::vector<uint8_t> codes;   // n x m
+    std::vector<uint8_t> blocked; // nbits = 4: the same codes in the fast-scan layout
     std::vector<idx_t> ids;
     std::vector<float> vectors;   // n x dim when store_vectors
   };
   bool ivf() const { return cfg_.nlist > 0; }
+  bool fastscan() const { return cfg_.nbits == 4; }
   void assign(const float* x, size_t n, const float* centroids, int threads, int64_t* lists) const;
   // y = (x[:pq_dim] - padded centroid) @ R for n rows (lists may be null: no centroid).
   void targets_rotated(const float* x, size_t n, const float* centroids, const int64_t* lists,
