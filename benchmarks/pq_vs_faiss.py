@@ -244,7 +244,8 @@ def section_ivfopq(c, args) -> dict:
                     ivf.nprobe = nprobe
                     fi.k_factor = kf
 
-                    def fn(nprobe=nprobe, kf=kf):
+                    # Index objects bound now: the winners are re-timed after later builds rebind fi/ivf.
+                    def fn(nprobe=nprobe, kf=kf, fi=fi, ivf=ivf):
                         ivf.nprobe = nprobe
                         fi.k_factor = kf
                         return fi.search(c.queries, K)

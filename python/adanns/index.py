@@ -103,6 +103,11 @@ def _plan(dim: int, q, k, search_dim, rerank_dim, rerank_k, funnel=None) -> _Pla
     return _Plan(q, k, search_dim, rd, rk, stages)
 
 
+def native(name: str) -> property:
+    """A read-only attribute of the native index, exposed as is."""
+    return property(lambda self: getattr(self._impl, name))
+
+
 # nprobe values the default tuning grids try: steps of about 1.4x up to 128 lists.
 IVF_NPROBES = (1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128)
 
@@ -113,13 +118,8 @@ class _Index(Tunable):
 
     _impl: object
 
-    @property
-    def dim(self) -> int:
-        return self._impl.dim
-
-    @property
-    def metric(self) -> str:
-        return self._impl.metric
+    dim = native("dim")
+    metric = native("metric")
 
     @property
     def is_trained(self) -> bool:
@@ -216,25 +216,11 @@ class IVFIndex(_Index):
                                     v.positive_int(seed, "seed", minimum=0),
                                     v.positive_int(niter, "niter", minimum=0))
 
-    @property
-    def nlist(self) -> int:
-        return self._impl.nlist
-
-    @property
-    def cluster_dim(self) -> int:
-        return self._impl.cluster_dim
-
-    @property
-    def seed(self) -> int:
-        return self._impl.seed
-
-    @property
-    def niter(self) -> int:
-        return self._impl.niter
-
-    @property
-    def is_trained(self) -> bool:
-        return self._impl.is_trained
+    nlist = native("nlist")
+    cluster_dim = native("cluster_dim")
+    seed = native("seed")
+    niter = native("niter")
+    is_trained = native("is_trained")
 
     @property
     def centroids(self) -> np.ndarray:

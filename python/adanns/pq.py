@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _core
 from . import _validate as v
-from .index import IVF_NPROBES, SearchResult, _Index, _funnel, _rerank_plan
+from .index import IVF_NPROBES, SearchResult, _Index, _funnel, _rerank_plan, native
 from .opq import MAX_TRAIN_POINTS, train_opq, train_pq
 
 
@@ -17,25 +17,11 @@ class _PQBase(_Index):
 
     _opq: bool
 
-    @property
-    def pq_dim(self) -> int:
-        return self._impl.pq_dim
-
-    @property
-    def m(self) -> int:
-        return self._impl.m
-
-    @property
-    def nbits(self) -> int:
-        return self._impl.nbits
-
-    @property
-    def store_vectors(self) -> bool:
-        return self._impl.store_vectors
-
-    @property
-    def is_trained(self) -> bool:
-        return self._impl.is_trained
+    pq_dim = native("pq_dim")
+    m = native("m")
+    nbits = native("nbits")
+    store_vectors = native("store_vectors")
+    is_trained = native("is_trained")
 
     @property
     def rotation(self) -> np.ndarray | None:
@@ -173,13 +159,8 @@ class IVFOPQIndex(_PQBase):
                                    bool(residual), bool(store_vectors), v.positive_int(seed, "seed", minimum=0),
                                    v.positive_int(niter, "niter", minimum=0))
 
-    @property
-    def nlist(self) -> int:
-        return self._impl.nlist
-
-    @property
-    def cluster_dim(self) -> int:
-        return self._impl.cluster_dim
+    nlist = native("nlist")
+    cluster_dim = native("cluster_dim")
 
     @property
     def centroids(self) -> np.ndarray:
