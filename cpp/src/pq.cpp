@@ -117,39 +117,36 @@ void ProductQuantizer::decode(const uint8_t* codes, size_t n, float* out) const 
     }
 }
 
-// Tables through the dispatched one-to-many kernels (distances.h): each sub-space is a query of
-// dsub coordinates against ksub contiguous centroids.
-// With 16 centroids a sub-space is too small a job for a dispatched kernel call: plain loops.
-void ProductQuantizer::lut_ip(const float* q, float* lut) const {
-  if (!centroids_t_.empty()) {
-    for (size_t j = 0; j < m_; ++j) {
-      float s[16] = {};
-      for (size_t t = 0; t < dsub_; ++t) {
-        const float v = q[j * dsub_ + t];
-        const float* x = centroids_t_.data() + (j * dsub_ + t) * 16;
-        for (size_t c = 0; c < 16; ++c) s[c] += v * x[c];
-      }
-      std::copy_n(s, 16, lut + j * 16);
+namespace {
+// With 16 centroids a sub-space is too small a job for a dispatched kernel call: plain loops over
+// the transposed centroids (one 16-wide row per coordinate). term(q_t, c_t) is the per-coordinate
+// contribution (ip: product, l2: squared difference).
+template <class Term>
+void lut16(const float* q, const float* ct, size_t m, size_t dsub, float* lut, Term term) {
+  for (size_t j = 0; j < m; ++j) {
+    float s[16] = {};
+    for (size_t t = 0; t < dsub; ++t) {
+      const float v = q[j * dsub + t];
+      const float* x = ct + (j * dsub + t) * 16;
+      for (size_t c = 0; c < 16; ++c) s[c] += term(v, x[c]);
     }
-    return;
+    std::copy_n(s, 16, lut + j * 16);
   }
+}
+}  // namespace
+
+// Tables through the dispatched one-to-many kernels (distances.h): each sub-space is a query of
+// dsub coordinates against ksub contiguous centroids; 16-centroid tables by lut16.
+void ProductQuantizer::lut_ip(const float* q, float* lut) const {
+  if (!centroids_t_.empty())
+    return lut16(q, centroids_t_.data(), m_, dsub_, lut, [](float v, float x) { return v * x; });
   for (size_t j = 0; j < m_; ++j)
     one_to_many_ip(q + j * dsub_, centroids_.data() + j * ksub_ * dsub_, ksub_, dsub_, dsub_, lut + j * ksub_);
 }
 
 void ProductQuantizer::lut_l2(const float* q, float* lut) const {
-  if (!centroids_t_.empty()) {
-    for (size_t j = 0; j < m_; ++j) {
-      float s[16] = {};
-      for (size_t t = 0; t < dsub_; ++t) {
-        const float v = q[j * dsub_ + t];
-        const float* x = centroids_t_.data() + (j * dsub_ + t) * 16;
-        for (size_t c = 0; c < 16; ++c) s[c] += (v - x[c]) * (v - x[c]);
-      }
-      std::copy_n(s, 16, lut + j * 16);
-    }
-    return;
-  }
+  if (!centroids_t_.empty())
+    return lut16(q, centroids_t_.data(), m_, dsub_, lut, [](float v, float x) { return (v - x) * (v - x); });
   for (size_t j = 0; j < m_; ++j)
     one_to_many_l2(q + j * dsub_, centroids_.data() + j * ksub_ * dsub_, ksub_, dsub_, dsub_, lut + j * ksub_);
 }
