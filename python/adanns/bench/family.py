@@ -35,6 +35,15 @@ class Built:
     nbytes: int
     handle: Any = None  # the index object, for follow-up work (tuning)
 
+    @classmethod
+    def adanns(cls, index) -> "Built":
+        """An adanns index: a setting is search keyword arguments; the cost is what the search reports."""
+        def search(q, k, setting, threads):
+            res = index.search(q, k=k, threads=threads, **setting)
+            return res.ids, res.mflops
+
+        return cls(search, index.nbytes, index)
+
 
 @dataclass
 class Variant:

@@ -38,10 +38,6 @@ def _builder(ctx: Context, bits: int):
         index.train(base[train_sample(len(base), 20_000, ctx.seed)])
         index.add(base)
 
-        def search(q, k, setting, threads):
-            res = index.search(q, k=k, threads=threads, **setting)
-            return res.ids, res.mflops
-
-        return Built(search, index.nbytes, index)
+        return Built.adanns(index)
 
     return build

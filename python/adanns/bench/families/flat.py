@@ -34,10 +34,6 @@ def variants(ctx: Context) -> list:
         index = adanns.FlatIndex(ctx.dim, metric="ip")
         index.add(base)
 
-        def search(q, k, setting, threads):
-            res = index.search(q, k=k, threads=threads, **setting)
-            return res.ids, res.mflops
-
-        return Built(search, index.nbytes, index)
+        return Built.adanns(index)
 
     return [Variant(NAME, {"d": ctx.dim}, settings(ctx), build)]

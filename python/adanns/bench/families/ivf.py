@@ -61,10 +61,6 @@ def _builder(ctx: Context, nlist: int, dc: int):
         index.train(base[train_sample(len(base), 40 * nlist, ctx.seed)])
         index.add(base)
 
-        def search(q, k, setting, threads):
-            res = index.search(q, k=k, threads=threads, **setting)
-            return res.ids, res.mflops
-
-        return Built(search, index.nbytes, index)
+        return Built.adanns(index)
 
     return build

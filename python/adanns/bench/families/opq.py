@@ -49,10 +49,6 @@ def _builder(ctx: Context, m: int, pq_dim: int):
                     opq_niter=OPQ_NITER)
         index.add(base, threads=ctx.threads)
 
-        def search(q, k, setting, threads):
-            res = index.search(q, k=k, threads=threads, **setting)
-            return res.ids, res.mflops
-
-        return Built(search, index.nbytes, index)
+        return Built.adanns(index)
 
     return build
