@@ -45,11 +45,12 @@ def create(http, name, **spec):
 
 def test_index_lifecycle_create_list_describe_delete(http):
     info = create(http, "life", dim=16, metric="cosine", kind="flat")
-    assert info == {"name": "life", "dim": 16, "metric": "cosine", "kind": "flat", "params": {}, "count": 0,
-                    "trained": True, "bytes": info["bytes"]}
+    assert info == {"name": "life", "state": "ready", "reason": None, "dim": 16, "metric": "cosine",
+                    "kind": "flat", "params": {}, "count": 0, "trained": True, "bytes": info["bytes"]}
     assert http.put("/indexes/life", json={"dim": 16, "metric": "cosine", "kind": "flat"}).status_code == 200
     assert http.put("/indexes/life", json={"dim": 8, "kind": "flat"}).status_code == 409
     assert "life" in http.get("/indexes").json()["indexes"]
+    assert http.get("/indexes").json()["states"]["life"] == {"state": "ready", "reason": None}
     assert http.delete("/indexes/life").status_code == 204
     assert http.get("/indexes/life").status_code == 404
     assert "life" not in http.get("/indexes").json()["indexes"]

@@ -7,7 +7,9 @@ import threading
 import httpx
 import numpy as np
 
-from adanns.server.wal import Op, Record, encode, replay
+import pytest
+
+from adanns.server.wal import LogCorrupt, Op, Record, encode, read
 
 from _server import Server
 
@@ -98,15 +100,28 @@ def test_a_torn_log_tail_is_dropped_with_a_warning(tmp_path, rng):
         assert c.get("/indexes/torn").json()["count"] == 61
 
 
-def test_replay_stops_at_a_corrupt_record_and_keeps_the_ones_before(tmp_path, rng):
+def test_a_corrupt_record_with_intact_ones_after_it_is_reported_not_truncated(tmp_path, rng):
     path = tmp_path / "wal.log"
     records = [Record(Op.UPSERT, s, np.array([s]), unit_rows(rng, 1, 4)) for s in range(1, 5)]
     frames = [encode(r) for r in records]
     damaged = bytearray(frames[2])
     damaged[-1] ^= 0xFF  # one flipped bit in the third record's payload
-    path.write_bytes(frames[0] + frames[1] + bytes(damaged) + frames[3])
-    got = replay(path)
+    original = frames[0] + frames[1] + bytes(damaged) + frames[3]
+    path.write_bytes(original)
+    with pytest.raises(LogCorrupt, match=f"bytes {len(frames[0]) + len(frames[1])}-"):
+        read(path)
+    assert path.read_bytes() == original  # left untouched for inspection and `adanns repair`
+
+
+def test_a_bad_last_record_is_a_torn_tail_and_is_cut_off(tmp_path, rng):
+    path = tmp_path / "wal.log"
+    records = [Record(Op.UPSERT, s, np.array([s]), unit_rows(rng, 1, 4)) for s in range(1, 4)]
+    frames = [encode(r) for r in records]
+    damaged = bytearray(frames[2])
+    damaged[-1] ^= 0xFF
+    path.write_bytes(frames[0] + frames[1] + bytes(damaged))
+    got = read(path)
     assert [r.seq for r in got] == [1, 2]
     np.testing.assert_array_equal(got[1].vectors, records[1].vectors)
-    assert path.stat().st_size == len(frames[0]) + len(frames[1])  # truncated at the bad record
-    assert replay(tmp_path / "absent.log") == []
+    assert path.stat().st_size == len(frames[0]) + len(frames[1])
+    assert read(tmp_path / "absent.log") == []

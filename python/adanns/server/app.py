@@ -17,10 +17,9 @@ import adanns
 from .batcher import SearchBatcher
 from .config import Settings
 from .errors import ApiError, describe_validation
-from .limits import BodyLimit
 from .metrics import Metrics, MetricsMiddleware
 from .routes import health, indexes, search, vectors
-from .search_path import SearchFastPath
+from .search_path import Gate
 from .store import Store
 
 log = logging.getLogger("adanns.server")
@@ -48,16 +47,15 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (health.router, indexes.router, vectors.router, search.router):
         app.include_router(router)
     _install_error_handlers(app)
-    # Added innermost first: the body limit sits inside the metrics, so metrics see every response,
-    # including a 413 from the body limit. (Searches are answered before all this: see `asgi_app`.)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # The key, the body limit and the body timeout are enforced in front of the app (see `asgi_app`).
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
 
 
 def asgi_app(settings: Settings):
-    """What `adanns serve` runs: the search fast path in front of the FastAPI app."""
-    return SearchFastPath(create_app(settings))
+    """What `adanns serve` runs: the gate (key, body limit and timeout, the search fast path) in front of
+    the FastAPI app."""
+    return Gate(create_app(settings))
 
 
 def _install_error_handlers(app: FastAPI) -> None:

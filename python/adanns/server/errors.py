@@ -31,6 +31,27 @@ class Unauthorized(ApiError):
     status = 401
 
 
+class Timeout(ApiError):
+    status = 408
+
+
+class Unavailable(ApiError):
+    """The index is in a failed or read-only state (the detail says why), or the storage refused a write."""
+    status = 503
+
+
+class StorageFull(ApiError):
+    """Disk full, quota or file-size limit: nothing was written, retry once there is room."""
+    status = 507
+
+
+def storage_error(what: str, error: OSError) -> ApiError:
+    """The API error for an OSError of the storage: 507 when it is out of room, 503 otherwise."""
+    import errno
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    return (StorageFull if full else Unavailable)(f"{what}: {error.strerror or error} (nothing was written)")
+
+
 def describe_validation(errors: list) -> str:
     """pydantic's error list as one readable line: ``body.vectors.0.3: Input should be a valid number``."""
     parts = []

@@ -27,6 +27,11 @@ PARAMS: dict[str, dict[str, tuple]] = {
 }
 KINDS = tuple(PARAMS)
 _MAY_BE_ZERO = {"seed", "niter"}
+# Upper bounds, checked before anything is built: each index allocates per list / per centroid at creation,
+# so an unchecked nlist of 10^8 would pin gigabytes on one PUT. Generous for one machine (faiss guides
+# suggest nlist ~ 4-16 sqrt(n): 2^18 lists suit billions of vectors).
+MAX_PARAM = {"nlist": 1 << 18, "m": 4096, "nbits": 8, "bits": 65536, "train_size": 1 << 24, "niter": 1000,
+             "seed": (1 << 63) - 1, "cluster_dim": 65536, "pq_dim": 65536}
 
 # Search knobs each kind accepts besides k (a knob given to a kind without it is a 422).
 KNOBS = {
@@ -60,6 +65,8 @@ def resolve(dim: int, metric: str, kind: str, params: dict) -> dict:
             ok = value is None or value == "itq"
         if not ok:
             raise Invalid(f"params.{key} must be {kind_of}, got {value!r}")
+        if kind_of != _BOOL and isinstance(value, int) and value > MAX_PARAM.get(key, value):
+            raise Invalid(f"params.{key} must be <= {MAX_PARAM[key]}, got {value}")
     for key, (_, default) in spec.items():
         if default is not None:
             params.setdefault(key, default)

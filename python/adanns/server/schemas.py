@@ -28,19 +28,31 @@ class IndexSpec(_Body):
                                                "seed, train_size; flat: none")
 
 
+State = Literal["ready", "read-only", "failed"]
+
+
 class IndexInfo(BaseModel):
     name: str
-    dim: int
-    metric: str
-    kind: str
-    params: dict[str, Any]
-    count: int
-    trained: bool
-    bytes: int
+    state: State = Field(description="ready; read-only (writes answer 503 until a restart); failed (not "
+                                     "loaded: every route but this one and DELETE answers 503, see reason)")
+    reason: Optional[str] = Field(None, description="why the index is read-only or failed")
+    dim: Optional[int] = None
+    metric: Optional[str] = None
+    kind: Optional[str] = None
+    params: Optional[dict[str, Any]] = None
+    count: Optional[int] = Field(None, description="vectors held (null for a failed index)")
+    trained: Optional[bool] = None
+    bytes: Optional[int] = None
+
+
+class IndexState(BaseModel):
+    state: State
+    reason: Optional[str] = None
 
 
 class IndexList(BaseModel):
     indexes: list[str]
+    states: dict[str, IndexState] = Field(description="name -> state and reason, for every index")
 
 
 class Upsert(_Body):

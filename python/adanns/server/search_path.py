@@ -1,16 +1,17 @@
-"""The search hot path as plain ASGI.
+"""The front of the service, as plain ASGI: every request passes `Gate` before anything else runs.
 
-Searches are the requests a service answers most, and FastAPI's per-request machinery (routing,
-dependency solving, response models) cost several times the search itself (~0.5 ms of CPU per
-request, and every middleware layer adds more). `SearchFastPath` sits in front of the app and answers
-``POST /indexes/{name}/search`` itself, with exactly the checks and answers of the documented route
-(which uses the same `answer_search`, so /docs describes what this serves), the body limit and the
-metrics.
+The gate checks the API key from the headers alone (so a request without the key is a 401 before its
+body is read or parsed), then reads the body under the size limit (413) and the body timeout (408), and
+hands it on. Searches are the requests a service answers most, and FastAPI's per-request machinery
+(routing, dependency solving, response models) costs several times the search itself, so the gate
+answers ``POST /indexes/{name}/search`` itself with `answer_search` — the same function the documented
+route calls, so /docs describes what this serves — and records its metrics.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import hmac
 import logging
 import math
 import re
@@ -19,24 +20,45 @@ import time
 import numpy as np
 from pydantic import ValidationError
 
-from .deps import check_api_key
-from .errors import ApiError, BodyTooLarge, Invalid, describe_validation
+from .errors import ApiError, BodyTooLarge, Invalid, Timeout, Unauthorized, describe_validation
 from .schemas import SearchRequest
+
+try:  # the server extra brings orjson; the standard library is the fallback
+    import orjson
+
+    def dumps(obj) -> bytes:
+        return orjson.dumps(obj)
+except ImportError:  # pragma: no cover
+    import json
+
+    def dumps(obj) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 log = logging.getLogger("adanns.server")
 
-_PATH = re.compile(r"^/indexes/([^/]+)/search$")
+_SEARCH = re.compile(r"^/indexes/([^/]+)/search$")
+SEARCH_ROUTE = "/indexes/{name}/search"
+_DOCS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Results larger than this many slots are encoded on the worker pool, so the event loop never stalls.
+_ENCODE_INLINE_SLOTS = 20_000
 
 
-class _Route:
-    """The route template the metrics label search requests with."""
+def check_api_key(settings, authorizations: list[str]) -> None:
+    """401 unless exactly one ``Authorization: Bearer <key>`` header carries the key (when one is set)."""
+    key = settings.api_key
+    if not key:
+        return
+    if len(authorizations) != 1:
+        raise Unauthorized("missing or wrong API key: send exactly one 'Authorization: Bearer <key>' header"
+                           if authorizations else "missing API key: send 'Authorization: Bearer <key>'")
+    scheme, _, token = authorizations[0].partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+        raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'")
 
-    path = "/indexes/{name}/search"
 
-
-async def answer_search(app, name: str, authorization: str | None, content_type: str, body: bytes) -> bytes:
-    """Runs one search request; returns the JSON body, or raises ApiError (401/404/413/422)."""
-    check_api_key(app.state.settings, authorization)
+async def answer_search(app, name: str, content_type: str | None, body: bytes) -> bytes:
+    """Runs one search request (the key was checked by the gate); returns the JSON body, or raises ApiError."""
+    settings = app.state.settings
     collection = app.state.store.get(name)
     content_type = (content_type or "application/json").split(";")[0].strip().lower()
     if content_type != "application/json":
@@ -46,76 +68,113 @@ async def answer_search(app, name: str, authorization: str | None, content_type:
     except ValidationError as e:
         raise Invalid(describe_validation(e.errors(include_url=False))) from None
     rows = [query.vector] if query.vector is not None else query.vectors
+    if len(rows) > settings.max_queries:
+        raise BodyTooLarge(f"{len(rows)} queries in one request; the limit is {settings.max_queries}: split the batch")
+    if len(rows) * query.k > settings.max_result_slots:
+        raise Invalid(f"{len(rows)} queries x k = {query.k} asks for {len(rows) * query.k} results; the limit is "
+                      f"{settings.max_result_slots} per request: lower k or split the batch")
     if len({len(r) for r in rows}) != 1:
         raise Invalid("the vectors of a batch must all have the same length")
     # float64 first: overflow to float32 inf is then caught by the check.
     queries = collection.check_queries(np.array(rows, dtype=np.float64))
     # On the worker pool (the native search releases the GIL, so searches run side by side), merged
     # with concurrent requests that ask the same of the same index.
-    res = await app.state.batcher.search(collection, queries, query.k, app.state.settings.search_threads,
+    res = await app.state.batcher.search(collection, queries, query.k, settings.search_threads,
                                          nprobe=query.nprobe, search_dim=query.search_dim,
                                          rerank_dim=query.rerank_dim, rerank_k=query.rerank_k,
                                          target_recall=query.target_recall, budget_mflops=query.budget_mflops)
-    # JSON has no infinity: a padding slot (id -1) gets the score null.
+    if res.ids.size <= _ENCODE_INLINE_SLOTS:
+        return encode_results(res)
+    return await asyncio.get_running_loop().run_in_executor(app.state.pool, encode_results, res)
+
+
+def encode_results(res) -> bytes:
+    # JSON has no infinity: a padding slot (id -1) gets the score null (stored vectors are bounded so
+    # that a real hit's score is always finite).
     results = [{"ids": ids, "scores": [s if i >= 0 and math.isfinite(s) else None for i, s in zip(ids, scores)]}
                for ids, scores in zip(res.ids.tolist(), res.scores.tolist())]
-    return json.dumps({"results": results, "mflops": res.mflops.tolist()}, separators=(",", ":")).encode()
+    return dumps({"results": results, "mflops": res.mflops.tolist()})
 
 
-class SearchFastPath:
-    """The outermost ASGI application: search requests are answered here; everything else (and the
-    lifespan) goes to the FastAPI app. Being outermost skips every middleware layer on the hot path,
-    so this does what they would: the body limit, the metrics, JSON errors."""
+class Gate:
+    """The outermost ASGI application: the key, the body limit and timeout for every request, the search
+    route itself; everything else (and the lifespan) goes on to the FastAPI app with the body read."""
 
     def __init__(self, app):
         self.app = app
-        self.max_bytes = app.state.settings.max_body_bytes
+        self.settings = app.state.settings
         metrics = app.state.metrics
-        self._latency = metrics.latency.labels(_Route.path, "POST")
-        self._requests = {}  # status -> labelled counter (labelling costs more than counting)
-        self._counter = metrics.requests
+        self._search_latency = metrics.latency.labels(SEARCH_ROUTE, "POST")
+        self._counters = {}  # (route, method, status) -> labelled counter (labelling costs more than counting)
+        self._metrics = metrics
 
     async def __call__(self, scope, receive, send):
-        match = _PATH.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if match is None:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
         start = time.perf_counter()
-        headers = dict(scope["headers"])
-        extra = []
+        path, method = scope["path"], scope["method"]
+        search = _SEARCH.match(path) if method == "POST" else None
+        content_type, authorizations = None, []
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                authorizations.append(value.decode("latin-1"))
+            elif key == b"content-type":
+                content_type = value.decode("latin-1")
         try:
-            declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-                raise BodyTooLarge(f"request body exceeds the limit of {self.max_bytes} bytes")
-            body = await _read_body(receive, self.max_bytes)
-            payload = await answer_search(self.app, match.group(1), _header(headers, b"authorization"),
-                                          _header(headers, b"content-type"), body)
-            status = 200
+            if path != "/healthz" and not (self.settings.public_docs and path in _DOCS):
+                check_api_key(self.settings, authorizations)
+            body = await _read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout)
+            if search is None:
+                return await self.app(scope, _replay(body, receive), send)
+            payload, status = await answer_search(self.app, search.group(1), content_type, body), 200
         except ApiError as e:
-            status, payload = e.status, json.dumps({"detail": e.detail}).encode()
-            if status == 401:
-                extra = [(b"www-authenticate", b"Bearer")]
-            elif status == 413:
-                extra = [(b"connection", b"close")]  # the rest of the body is not read
+            payload, status = dumps({"detail": e.detail}), e.status
         except Exception as e:  # never a bare 500 page: log it and answer JSON like the app does
-            log.exception("unexpected error on POST %s", scope["path"])
-            status, payload = 500, json.dumps({"detail": f"internal error: {type(e).__name__}"}).encode()
+            log.exception("unexpected error on %s %s", method, path)
+            payload, status = dumps({"detail": f"internal error: {type(e).__name__}"}), 500
+        extra = []
+        if status == 401:
+            extra = [(b"www-authenticate", b"Bearer")]
+        elif status in (408, 413):
+            extra = [(b"connection", b"close")]  # the rest of the body is not read
         try:
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(payload)).encode()), *extra]})
             await send({"type": "http.response.body", "body": payload})
         finally:
-            counter = self._requests.get(status)
+            route = SEARCH_ROUTE if search else self._route_of(scope)
+            key = (route, method, status)
+            counter = self._counters.get(key)
             if counter is None:
-                counter = self._requests[status] = self._counter.labels(_Route.path, "POST", str(status))
+                counter = self._counters[key] = self._metrics.requests.labels(route, method, str(status))
             counter.inc()
-            self._latency.observe(time.perf_counter() - start)
+            latency = self._search_latency if search else self._metrics.latency.labels(route, method)
+            latency.observe(time.perf_counter() - start)
+
+    def _route_of(self, scope) -> str:
+        """The route template of a request the gate refused (bounded label values for the metrics)."""
+        from starlette.routing import Match
+        for route in self.app.router.routes:
+            if route.matches(scope)[0] == Match.FULL:
+                return getattr(route, "path", "unmatched")
+        return "unmatched"
 
 
-async def _read_body(receive, max_bytes: int) -> bytes:
+async def _read_body(scope, receive, max_bytes: int, timeout: float) -> bytes:
+    declared = None
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            declared = value
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
     chunks, seen = [], 0
+    deadline = time.monotonic() + timeout
     while True:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+        except asyncio.TimeoutError:
+            raise Timeout(f"the request body was not received within {timeout:g} s") from None
         if message["type"] == "http.disconnect":
             raise Invalid("client disconnected before sending the whole body")
         chunk = message.get("body", b"")
@@ -127,6 +186,15 @@ async def _read_body(receive, max_bytes: int) -> bytes:
             return b"".join(chunks)
 
 
-def _header(headers: dict, name: bytes) -> str | None:
-    value = headers.get(name)
-    return None if value is None else value.decode("latin-1")
+def _replay(body: bytes, receive):
+    """A receive callable that yields the body already read, then whatever the connection says next."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

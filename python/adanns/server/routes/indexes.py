@@ -10,12 +10,14 @@ from ..schemas import Error, IndexInfo, IndexList, IndexSpec
 from ..store import Store
 
 router = APIRouter(prefix="/indexes", tags=["indexes"], dependencies=[Depends(require_api_key)],
-                   responses={401: {"model": Error}, 404: {"model": Error}, 422: {"model": Error}})
+                   responses={401: {"model": Error}, 404: {"model": Error}, 422: {"model": Error},
+                              503: {"model": Error}, 507: {"model": Error}})
 
 
 @router.get("", response_model=IndexList)
 async def list_indexes(store: Store = Depends(get_store)):
-    return IndexList(indexes=store.names())
+    states = store.states()
+    return IndexList(indexes=list(states), states=states)
 
 
 @router.put("/{name}", response_model=IndexInfo, responses={409: {"model": Error}},

@@ -18,15 +18,15 @@ from ..store import Store
 
 router = APIRouter(prefix="/indexes/{name}", tags=["search"],
                    responses={401: {"model": Error}, 404: {"model": Error}, 413: {"model": Error},
-                              422: {"model": Error}})
+                              422: {"model": Error}, 503: {"model": Error}, 507: {"model": Error}})
 
 
 @router.post("/search", response_model=SearchResponse,
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "schema": SearchRequest.model_json_schema()}}, "required": True}})
 async def search(request: Request, name: str = IndexName) -> Response:
-    body = await answer_search(request.app, name, request.headers.get("authorization"),
-                               request.headers.get("content-type", "application/json"), await request.body())
+    body = await answer_search(request.app, name, request.headers.get("content-type", "application/json"),
+                               await request.body())
     return Response(body, media_type="application/json")
 
 
@@ -34,6 +34,7 @@ async def search(request: Request, name: str = IndexName) -> Response:
              summary="Measure recall and cost of the search settings on sample queries; keep the Pareto frontier")
 async def tune(body: TuneRequest, request: Request, name: str = IndexName, store: Store = Depends(get_store)):
     collection = store.get(name)
+    collection.require(writing=True)
     if len({len(r) for r in body.vectors}) != 1:
         raise Invalid("the vectors of a batch must all have the same length")
     queries = np.array(body.vectors, dtype=np.float32)

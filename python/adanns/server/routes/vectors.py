@@ -10,13 +10,13 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import ValidationError
 
 from ..deps import IndexName, get_store, require_api_key, run_blocking
-from ..errors import Invalid, describe_validation
+from ..errors import BodyTooLarge, Invalid, describe_validation
 from ..schemas import Error, Removal, Upsert, WriteAck
 from ..store import Store
 
 router = APIRouter(prefix="/indexes/{name}/vectors", tags=["vectors"], dependencies=[Depends(require_api_key)],
                    responses={401: {"model": Error}, 404: {"model": Error}, 413: {"model": Error},
-                              422: {"model": Error}})
+                              422: {"model": Error}, 503: {"model": Error}, 507: {"model": Error}})
 
 NPY = "application/x-npy"
 _NPY_DOC = (f"Upsert (existing ids are replaced). Body: JSON {{ids, vectors}}, or `{NPY}`: a float (n, dim) "
@@ -46,6 +46,7 @@ async def upsert_vectors(request: Request, name: str = IndexName,
         id_array, vectors = np.array(parsed.ids, dtype=np.int64), _rectangular(parsed.vectors)
     else:
         raise Invalid(f"unsupported content type {content_type!r}; send application/json or {NPY}")
+    _check_count(request, len(vectors))
     count = await run_blocking(request, collection.upsert, id_array, vectors)
     return WriteAck(count=count, total=collection.info()["count"])
 
@@ -54,8 +55,15 @@ async def upsert_vectors(request: Request, name: str = IndexName,
 async def remove_vectors(request: Request, removal: Removal = Body(...), name: str = IndexName,
                          store: Store = Depends(get_store)):
     collection = store.get(name)
+    _check_count(request, len(removal.ids))
     count = await run_blocking(request, collection.remove, np.array(removal.ids, dtype=np.int64))
     return WriteAck(count=count, total=collection.info()["count"])
+
+
+def _check_count(request: Request, n: int) -> None:
+    limit = request.app.state.settings.max_write_vectors
+    if n > limit:
+        raise BodyTooLarge(f"{n} vectors in one write; the limit is {limit}: split the write")
 
 
 def _rectangular(rows: list) -> np.ndarray:
@@ -66,12 +74,8 @@ def _rectangular(rows: list) -> np.ndarray:
 
 
 def _read_npy(body: bytes, ids_param: Optional[str]) -> tuple[np.ndarray, np.ndarray]:
-    stream = io.BytesIO(body)
-    try:
-        vectors = np.lib.format.read_array(stream, allow_pickle=False)
-        second = np.lib.format.read_array(stream, allow_pickle=False) if stream.tell() < len(body) else None
-    except (ValueError, OSError, EOFError) as e:
-        raise Invalid(f"body is not a valid .npy array: {e}") from None
+    vectors, end = _npy_at(body, 0, "the vectors")
+    second = _npy_at(body, end, "the ids")[0] if end < len(body) else None
     if vectors.dtype.kind != "f":
         raise Invalid(f"vectors must be floating-point, got dtype {vectors.dtype}")
     if (second is None) == (ids_param is None):
@@ -83,6 +87,33 @@ def _read_npy(body: bytes, ids_param: Optional[str]) -> tuple[np.ndarray, np.nda
     except (ValueError, OverflowError):
         raise Invalid("the ids query parameter must be comma-separated integers in [0, 2^63)") from None
     return vectors, id_array
+
+
+def _npy_at(body: bytes, start: int, what: str) -> tuple[np.ndarray, int]:
+    """The .npy array at ``start`` of ``body`` and where it ends. The declared shape is checked against the
+    bytes actually present before anything is allocated, and the array is a view of the body."""
+    stream = io.BytesIO(body)
+    stream.seek(start)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(version, np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(stream)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+        raise Invalid(f"{what}: body is not a valid .npy array: {e}") from None
+    if dtype.hasobject or dtype.kind not in "fiu":
+        raise Invalid(f"{what}: .npy arrays of dtype {dtype} are not accepted")
+    if any(n < 0 for n in shape):
+        raise Invalid(f"{what}: the .npy header declares a negative shape {shape}")
+    count = 1
+    for n in shape:
+        count *= n
+    offset = stream.tell()
+    size = count * dtype.itemsize
+    if size > len(body) - offset:
+        raise Invalid(f"{what}: the .npy header declares shape {shape} ({size} bytes) but the body holds "
+                      f"{len(body) - offset} bytes after it")
+    array = np.frombuffer(body, dtype, count, offset).reshape(shape, order="F" if fortran else "C")
+    return array, offset + size
 
 
 def _as_invalid(error: ValueError) -> Invalid:
