@@ -46,8 +46,7 @@ void BinaryIndex::add(const uint8_t* codes, size_t n, const float* vectors, cons
   if (ids) {
     ids_.check_new(ids, n);
   } else {
-    given.resize(n);
-    for (size_t i = 0; i < n; ++i) given[i] = ids_.next_id() + static_cast<idx_t>(i);
+    given = ids_.default_ids(n);
     ids = given.data();
   }
   size_t base = row_ids_.size();

@@ -167,14 +167,18 @@ def serve(args) -> int:
     except ImportError as e:
         raise RuntimeError(f"the service needs the 'server' extra (pip install 'adanns[server]'): {e}") from None
     settings = Settings(data_dir=args.data_dir)
-    if args.api_key:
+    if args.api_key is not None:
         settings.api_key = args.api_key
+    for name in ("public_docs", "max_queries", "max_result_slots", "max_write_vectors", "body_timeout"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
     if args.max_body_mb:
         settings.max_body_bytes = int(args.max_body_mb * (1 << 20))
     if args.workers:
         settings.workers = args.workers
     if args.snapshot_every:
         settings.snapshot_every = args.snapshot_every
+    settings.check()
     if args.index:
         from .server.errors import ApiError
         from .server.store import Store
@@ -199,6 +203,17 @@ def serve(args) -> int:
     # on every request.
     uvicorn.run(asgi_app(settings), host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.access_log, proxy_headers=False, server_header=False)
+    return 0
+
+
+def repair(args) -> int:
+    from .server.repair import RepairError, repair as repair_collection
+
+    try:
+        lines = repair_collection(args.folder, discard_snapshot=args.discard_snapshot, dry_run=args.dry_run)
+    except RepairError as e:
+        raise ValueError(str(e)) from None
+    print("\n".join(lines))
     return 0
 
 
@@ -268,7 +283,23 @@ def parser() -> argparse.ArgumentParser:
                         "unless NAME exists there); repeatable")
     v.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     v.add_argument("--access-log", action="store_true")
+    v.add_argument("--public-docs", action="store_true", default=None,
+                   help="serve /docs, /redoc and /openapi.json without the API key (default: they need it)")
+    v.add_argument("--max-queries", type=_positive, help="queries per search request (default 10000)")
+    v.add_argument("--max-result-slots", type=_positive, help="queries x k per search request (default 100000)")
+    v.add_argument("--max-write-vectors", type=_positive, help="vectors per upsert or delete (default 100000)")
+    v.add_argument("--body-timeout", type=float, help="seconds to receive a whole request body (default 60)")
     v.set_defaults(func=serve)
+
+    r = sub.add_parser("repair", help="recover an index the service reports as failed (service stopped)",
+                       description="Loads DATA_DIR/NAME as far as it can, reports every log record and byte "
+                                   "range it skips, keeps the original files in NAME.before-repair-<time>, "
+                                   "and writes a fresh snapshot and an empty log.")
+    r.add_argument("folder", help="the index folder: DATA_DIR/NAME")
+    r.add_argument("--discard-snapshot", action="store_true",
+                   help="when the snapshot itself is damaged, rebuild from the log alone (its vectors are lost)")
+    r.add_argument("--dry-run", action="store_true", help="report what would be recovered; write nothing")
+    r.set_defaults(func=repair)
 
     bb = sub.add_parser("bench", help="recall vs MFLOPs / QPS of adanns and its peers on your embeddings",
                         description="Sweeps adanns index kinds and settings and the peers' equivalents on the "

@@ -3,8 +3,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "adanns/common.h"
 
@@ -41,14 +43,30 @@ class IdMap {
   // Throws KeyError-style (UnknownId) unless every id is present and unique in the batch.
   void check_existing(const idx_t* ids, size_t n) const;
 
-  // Ids to use for a batch: the given ones, or consecutive ones after the largest id seen so far.
+  // Ids for a batch added without ids: consecutive ones after the largest id seen so far. Refused
+  // (ValueError) when they would pass 2^63-1 rather than wrap to negative ids.
+  std::vector<idx_t> default_ids(size_t n) const {
+    ADANNS_CHECK(n == 0 || (!exhausted_ && static_cast<uint64_t>(next_id_) + n <= (uint64_t{1} << 63)),
+                 "cannot assign ", n, " default ids after the largest id so far: they would pass 2^63-1; "
+                 "pass ids explicitly");
+    std::vector<idx_t> out(n);
+    for (size_t i = 0; i < n; ++i) out[i] = next_id_ + static_cast<idx_t>(i);
+    return out;
+  }
+
   void note_added(idx_t id) {
-    if (id >= next_id_) next_id_ = id + 1;
+    if (id < next_id_) return;
+    if (id == std::numeric_limits<idx_t>::max()) {
+      exhausted_ = true;  // no default id is left after this one
+    } else {
+      next_id_ = id + 1;
+    }
   }
 
  private:
   std::unordered_map<idx_t, Location> map_;
   idx_t next_id_ = 0;
+  bool exhausted_ = false;
 };
 
 // An id given to remove() that the index does not hold: the bindings raise KeyError.
