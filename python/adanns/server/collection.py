@@ -140,8 +140,8 @@ def _check_snapshot_files(path: Path, files: dict | None) -> None:
         except OSError as e:
             raise Damaged(f"{path.name}/{name} cannot be read ({e.strerror or e})") from None
         if got != want:
-            raise Damaged(f"{path.name}/{name} does not match its checksum in meta.json "
-                          f"(size {got['size']}, expected {want.get('size')})")
+            what = "CRC-32" if got["size"] == want.get("size") else f"size ({got['size']} bytes, not {want.get('size')})"
+            raise Damaged(f"{path.name}/{name} does not match meta.json: its {what} differs")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -193,7 +193,11 @@ class Collection:
         are not a consistent state (a torn log tail is not damage: it is cut off with a warning)."""
         meta = read_meta(folder)
         c = cls(folder, Config(**meta["config"]), snapshot_every)
-        c._recover(meta, wal.read(folder / "wal.log") if _readable_log(folder) else [], strict=True)
+        try:
+            records = wal.read(folder / "wal.log")
+        except wal.LogCorrupt as e:
+            raise Damaged(str(e)) from None
+        c._recover(meta, records, strict=True)
         c._wal = WriteAheadLog(folder / "wal.log")
         c._wal.records = c._replayed
         c._next_snapshot = max(snapshot_every, c._replayed + 1)
@@ -542,10 +546,6 @@ class Collection:
         """(vectors, bytes), for the metrics (zeros for a failed index)."""
         info = self.info()
         return info["count"] or 0, info["bytes"] or 0
-
-
-def _readable_log(folder: Path) -> bool:
-    return (folder / "wal.log").exists()
 
 
 def _remove_stale(folder: Path, keep: str | None) -> None:
