@@ -14,7 +14,8 @@ $(VENV)/.tools:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" ninja "cmake>=3.18" "numpy>=1.23" "pytest>=7" "hypothesis>=6"
-	$(PIP) install -q "fastapi>=0.110" "uvicorn[standard]>=0.29" "prometheus-client>=0.20" "httpx>=0.27" "tqdm>=4.60"
+	$(PIP) install -q "fastapi>=0.110" "uvicorn[standard]>=0.29" "prometheus-client>=0.20" "httpx>=0.27" "tqdm>=4.60" \
+	  "orjson>=3.9" "schemathesis>=4.0"
 	touch $@
 
 # Rebuilt when any source changes; build/ keeps CMake's incremental state.
