@@ -95,6 +95,8 @@ def _damage(folder, how, rng):
         ids = np.load(snap / "ids.npy")
         ids[0] = 10**9
         np.save(snap / "ids.npy", ids)
+    elif how == "wal.log deleted":
+        (folder / "wal.log").unlink()
     elif how == "mid-log flip":
         wal = folder / "wal.log"
         offs = wal_frame_offsets(wal)
@@ -111,7 +113,7 @@ def _damage(folder, how, rng):
 
 DAMAGE = ["meta.json flipped", "meta.json truncated", "meta.json deleted", "snapshot deleted",
           "index.adanns flipped", "index.adanns truncated", "index.adanns deleted", "ids.npy flipped",
-          "ids.npy truncated", "ids.npy deleted", "ids.npy altered, crc kept", "mid-log flip",
+          "ids.npy truncated", "ids.npy deleted", "ids.npy altered, crc kept", "wal.log deleted", "mid-log flip",
           "unapplicable record", "sequence gap"]
 
 

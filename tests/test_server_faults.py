@@ -181,7 +181,9 @@ _CHILD = textwrap.dedent("""
         faults.configure(spec)
         for b in range(14):
             upsert(1000 + 5 * b)
-    else:                      # tune twice with no write between (same sequence number), then compaction
+    else:                      # train, then tune twice with no write between (same sequence number), then compaction
+        for b in range(5):
+            upsert(3000 + 5 * b)
         faults.configure(spec)
         c.tune(rng.standard_normal((10, 8)).astype(np.float32), k=3, threads=1)
         c.tune(rng.standard_normal((10, 8)).astype(np.float32), k=3, threads=1)
@@ -194,10 +196,10 @@ _CHILD = textwrap.dedent("""
 def _seed_collection(data_dir, rng) -> dict[int, np.ndarray]:
     store = Store(data_dir, snapshot_every=3)
     c, _ = store.create("c", Config.resolve(DIM, "ip", "ivf", {"nlist": 2, "train_size": 40}))
-    x = unit_rows(rng, 60)
-    c.upsert(np.arange(60), x)
+    x = unit_rows(rng, 20)  # fewer than train_size: the child's stream trains the index (the train switch)
+    c.upsert(np.arange(20), x)
     store.close()
-    return dict(zip(range(60), x))
+    return dict(zip(range(20), x))
 
 
 @pytest.mark.parametrize("scenario", ["writes", "tune"])

@@ -121,6 +121,11 @@ def read_meta(folder: Path) -> dict:
     return meta
 
 
+def create_empty_log(folder: Path) -> None:
+    with open(folder / "wal.log", "wb") as f:
+        os.fsync(f.fileno())
+
+
 def file_digest(path: Path) -> dict:
     crc, size = 0, 0
     with open(path, "rb") as f:
@@ -173,6 +178,7 @@ class Collection:
     # ------------------------------------------------------------------------------------ lifecycle
     @classmethod
     def create(cls, folder: Path, config: Config, snapshot_every: int) -> "Collection":
+        create_empty_log(folder)
         write_meta(folder, config, None, 0, {})
         return cls.open(folder, snapshot_every)
 
@@ -193,6 +199,8 @@ class Collection:
         are not a consistent state (a torn log tail is not damage: it is cut off with a warning)."""
         meta = read_meta(folder)
         c = cls(folder, Config(**meta["config"]), snapshot_every)
+        if not (folder / "wal.log").is_file():  # every collection has one from its creation on
+            raise Damaged("wal.log is missing: the writes after the snapshot cannot be known")
         try:
             records = wal.read(folder / "wal.log")
         except wal.LogCorrupt as e:

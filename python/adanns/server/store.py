@@ -12,7 +12,7 @@ from pathlib import Path
 import adanns
 
 from . import kinds
-from .collection import Collection, Config, Damaged, _save_npy, file_digest, fsync_dir, write_meta
+from .collection import Collection, Config, Damaged, _save_npy, create_empty_log, file_digest, fsync_dir, write_meta
 from .errors import Conflict, Invalid, NotFound, storage_error
 
 log = logging.getLogger("adanns.server")
@@ -108,6 +108,7 @@ class Store:
                 _save_npy(snapshot / "ids.npy", index.ids())
                 fsync_dir(snapshot)
                 files = {f.name: file_digest(f) for f in sorted(snapshot.iterdir())}
+                create_empty_log(tmp)
                 write_meta(tmp, config, snapshot.name, 0, files)
                 tmp.rename(folder)
                 fsync_dir(self.data_dir)
