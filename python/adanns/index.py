@@ -162,7 +162,7 @@ class _Index(Tunable):
 class FlatIndex(_Index):
     """Exhaustive search over the stored vectors, on any prefix of them."""
 
-    def __init__(self, dim: int, metric: str = "ip"):
+    def __init__(self, dim: int, metric: str = "cosine"):
         self._impl = _core.FlatIndex(v.positive_int(dim, "dim"), v.metric(metric))
 
     def add(self, x, ids=None) -> None:
@@ -206,7 +206,7 @@ class IVFIndex(_Index):
     """AdANNS-IVF: clusters on the first ``cluster_dim`` coordinates; lists store full vectors, so
     ``search_dim``, ``nprobe``, ``rerank_dim`` and ``rerank_k`` are chosen per search."""
 
-    def __init__(self, dim: int, nlist: int, metric: str = "ip", cluster_dim: int | None = None,
+    def __init__(self, dim: int, nlist: int, metric: str = "cosine", cluster_dim: int | None = None,
                  seed: int = 0, niter: int = 20):
         dim = v.positive_int(dim, "dim")
         cluster_dim = dim if cluster_dim is None else v.positive_int(cluster_dim, "cluster_dim")
