@@ -460,7 +460,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--target-recall", type=float,
                    help="cheapest tuned setting whose recall@k (lower bound on the tuning queries) reaches this "
                         f"(default with no knobs on a tuned index: {DEFAULT_TARGET_RECALL})")
-    s.add_argument("--budget-mflops", type=float, help="most accurate tuned setting within this many MFLOPs per query")
+    s.add_argument("--budget-mflops", type=float,
+                   help="most accurate tuned setting within this many MFLOPs per query (default: none; a target)")
     s.add_argument("--nprobe", type=_positive,
                    help="ivf/ivfopq: lists scanned per query (default: tuned, else ceil(2 sqrt(nlist)))")
     s.add_argument("--search-dim", type=_positive,
@@ -492,7 +493,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--index", action="append", metavar="NAME=FILE",
                    help="serve an index file built by 'adanns build' under NAME: copied into --data-dir (the "
                         "served copy takes the writes; FILE is not used again) unless NAME exists there; "
-                        "repeatable")
+                        "repeatable (default: none)")
     v.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn log level")
     v.add_argument("--access-log", action="store_true", help="log every request")
@@ -505,20 +506,20 @@ def parser() -> argparse.ArgumentParser:
                  "ones are skipped.")
     bb.add_argument("--base", required=True, help="(n, d) float .npy")
     bb.add_argument("--queries", required=True, help="(nq, d) float .npy")
-    bb.add_argument("--gt", help="(nq, >= k) int .npy of exact neighbour ids by inner product; computed and "
-                                 "cached in --out when absent")
-    bb.add_argument("--labels-base", help="(n,) int .npy: class labels, for top-1 accuracy and mAP@10")
-    bb.add_argument("--labels-queries", help="(nq,) int .npy")
+    bb.add_argument("--gt", help="(nq, >= k) int .npy of exact neighbour ids by inner product (default: computed "
+                                 "and cached in --out)")
+    bb.add_argument("--labels-base", help="(n,) int .npy: class labels, for top-1 accuracy and mAP@10 (default: none, "
+                                          "no label metrics)")
+    bb.add_argument("--labels-queries", help="(nq,) int .npy: the queries' class labels (default: none)")
     bb.add_argument("--out", required=True, help="folder for results.json, results.md, plots, cached ground truth")
-    bb.add_argument("--peers", default="faiss,hnswlib", help="comma-separated: faiss, hnswlib, or none "
-                                                              "(missing ones are skipped; default %(default)s)")
-    bb.add_argument("--families", default="flat,ivf,opq,ivfopq,binary",
-                    help="adanns kinds to sweep (default %(default)s)")
+    bb.add_argument("--peers", default="faiss,hnswlib",
+                    help="comma-separated: faiss, hnswlib, or none (missing ones are skipped)")
+    bb.add_argument("--families", default="flat,ivf,opq,ivfopq,binary", help="adanns kinds to sweep")
     bb.add_argument("--quick", action="store_true", help="a small sweep (minutes on 100k vectors)")
     bb.add_argument("-k", type=_positive, default=10, help="neighbours per query")
     bb.add_argument("--seed", type=int, default=0, help="training samples and the tuning split")
     bb.add_argument("--threads", type=_positive, help="'all threads' figures use this many (default: all cores)")
-    bb.add_argument("--max-queries", type=_positive, help="use the first N queries only")
+    bb.add_argument("--max-queries", type=_positive, help="use the first N queries only (default: all)")
     bb.add_argument("--time-all", action="store_true", help="time every setting, not only near-frontier ones")
     bb.add_argument("--repeats", type=_positive, help="batch timings: best of N (default 1 with --quick, else 3)")
     bb.add_argument("--latency-queries", type=_positive,

@@ -160,7 +160,9 @@ class _Index(Tunable):
 
 
 class FlatIndex(_Index):
-    """Exhaustive search over the stored vectors, on any prefix of them."""
+    """Exhaustive search over the stored vectors, on any prefix of them. ``metric``: "cosine" (default:
+    query and row prefixes renormalised, so a prefix query ranks like an embedding of that length), "ip"
+    (a prefix query ranks by the un-normalised prefix inner product) or "l2"."""
 
     def __init__(self, dim: int, metric: str = "cosine"):
         self._impl = _core.FlatIndex(v.positive_int(dim, "dim"), v.metric(metric))
@@ -204,7 +206,8 @@ class FlatIndex(_Index):
 
 class IVFIndex(_Index):
     """AdANNS-IVF: clusters on the first ``cluster_dim`` coordinates; lists store full vectors, so
-    ``search_dim``, ``nprobe``, ``rerank_dim`` and ``rerank_k`` are chosen per search."""
+    ``search_dim``, ``nprobe``, ``rerank_dim`` and ``rerank_k`` are chosen per search. ``metric`` as
+    :class:`FlatIndex` (default "cosine")."""
 
     def __init__(self, dim: int, nlist: int, metric: str = "cosine", cluster_dim: int | None = None,
                  seed: int = 0, niter: int = 20):
