@@ -178,6 +178,11 @@ def test_untuned_search_without_knobs_probes_the_default_lists_and_says_so(tmp_p
     got = np.load(tmp_path / "r.npz")["ids"]
     np.testing.assert_array_equal(got, adanns.load(out).search(held, k=10, nprobe=8).ids)
     assert recall(got, exact_ids(x, held, 10)) > 0.9  # min 0.95 over 30 seeds
+    # other knobs without --nprobe: the same default nprobe
+    assert main(["search", str(out), str(tmp_path / "held.npy"), "--search-dim", "16", "-o", str(tmp_path / "r.npz")]) == 0
+    assert "no --nprobe given: using nprobe 8" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npz")["ids"],
+                                  adanns.load(out).search(held, k=10, nprobe=8, search_dim=16).ids)
 
 
 def test_tune_stores_the_frontier_and_search_uses_it_for_targets_budgets_and_by_default(tmp_path, ivf_file, capsys):

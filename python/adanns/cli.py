@@ -220,6 +220,10 @@ def _settings(args, index, query_dim: int) -> dict:
               f"{point.recall:.3f}, bound {point.recall_lcb:.3f}, {point.mflops:.3f} MFLOPs)", file=sys.stderr)
         return dict(point.params)
     if given:
+        if ivf and "nprobe" not in given:
+            given["nprobe"] = default_nprobe(index.nlist)
+            print(f"adanns search: no --nprobe given: using nprobe {given['nprobe']} = ceil(2 sqrt(nlist "
+                  f"{index.nlist}))", file=sys.stderr)
         return given
     frontier, why = _frontier(index, args, query_dim)
     if frontier is not None:
@@ -463,7 +467,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--budget-mflops", type=float,
                    help="most accurate tuned setting within this many MFLOPs per query (default: none; a target)")
     s.add_argument("--nprobe", type=_positive,
-                   help="ivf/ivfopq: lists scanned per query (default: tuned, else ceil(2 sqrt(nlist)))")
+                   help="ivf/ivfopq: lists scanned per query (default: ceil(2 sqrt(nlist)), or the tuned "
+                        "setting when no knob is given)")
     s.add_argument("--search-dim", type=_positive,
                    help="flat/ivf: leading coordinates the scan uses (default: the query length)")
     s.add_argument("--rerank-dim", type=_positive,
