@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -131,3 +132,206 @@ def test_build_search_info_for_the_code_kinds(tmp_path, base, capsys, kind, extr
     assert "--search-dim applies to flat and IVF" in capsys.readouterr().err
     assert main(["info", str(out)]) == 0
     assert f"kind       {kind}" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ compute-aware search and defaults
+def matryoshka(rng, n, d=32):
+    scale = np.linspace(2.0, 0.2, d).astype(np.float32)  # leading coordinates matter most
+    return (rng.standard_normal((n, d)) * scale).astype(np.float32)
+
+
+@pytest.fixture
+def ivf_file(tmp_path, rng):
+    """An IVF index file built by the CLI (nlist 16), its data, and tuning / held-out query files."""
+    x, q = matryoshka(rng, 2000), matryoshka(rng, 160)
+    for name, a in (("base", x), ("tune", q[:80]), ("held", q[80:])):
+        np.save(tmp_path / f"{name}.npy", a)
+    out = tmp_path / "i.adanns"
+    assert main(["build", str(tmp_path / "base.npy"), "-o", str(out), "--nlist", "16", "-q"]) == 0
+    return out, x, q[:80], q[80:]
+
+
+def exact_ids(x, q, k, metric="cosine"):
+    xs, qs = x.astype(np.float64), q.astype(np.float64)
+    if metric == "cosine":
+        xs, qs = xs / np.linalg.norm(xs, axis=1, keepdims=True), qs / np.linalg.norm(qs, axis=1, keepdims=True)
+    return np.argsort(-(qs @ xs.T), axis=1, kind="stable")[:, :k]
+
+
+def recall(ids, truth):
+    return np.mean([len(np.intersect1d(a, b)) for a, b in zip(ids, truth)]) / truth.shape[1]
+
+
+@pytest.mark.parametrize("nlist, nprobe", [(1, 1), (2, 2), (16, 8), (64, 16), (100, 20), (1024, 64)])
+def test_default_nprobe_is_twice_the_square_root_of_nlist(nlist, nprobe):
+    from adanns.cli import default_nprobe
+
+    assert default_nprobe(nlist) == nprobe
+
+
+def test_untuned_search_without_knobs_probes_the_default_lists_and_says_so(tmp_path, ivf_file, capsys):
+    out, x, _, held = ivf_file
+    capsys.readouterr()
+    assert main(["search", str(out), str(tmp_path / "held.npy"), "-k", "10", "-o", str(tmp_path / "r.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "nprobe 8 = ceil(2 sqrt(nlist 16))" in err and f"adanns tune {out} QUERIES.npy -k 10" in err
+    got = np.load(tmp_path / "r.npz")["ids"]
+    np.testing.assert_array_equal(got, adanns.load(out).search(held, k=10, nprobe=8).ids)
+    assert recall(got, exact_ids(x, held, 10)) > 0.9  # min 0.95 over 30 seeds
+    # other knobs without --nprobe: the same default nprobe
+    assert main(["search", str(out), str(tmp_path / "held.npy"), "--search-dim", "16", "-o", str(tmp_path / "r.npz")]) == 0
+    assert "no --nprobe given: using nprobe 8" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npz")["ids"],
+                                  adanns.load(out).search(held, k=10, nprobe=8, search_dim=16).ids)
+
+
+def test_tune_stores_the_frontier_and_search_uses_it_for_targets_budgets_and_by_default(tmp_path, ivf_file, capsys):
+    out, x, tune_q, held = ivf_file
+    ref = adanns.load(out)  # the same index, tuned through the Python API
+    assert main(["tune", str(out), str(tmp_path / "tune.npy"), "-k", "5", "-q"]) == 0
+    printed = capsys.readouterr().out
+    want = ref.tune(tune_q, k=5)
+    got = adanns.load(out).frontiers()[5]  # stored in the file
+    assert [(p.params, p.recall, p.mflops) for p in got.points] == [(p.params, p.recall, p.mflops) for p in want.points]
+    assert f"frontier stored in {out}" in printed
+    res, queries = tmp_path / "r.npz", str(tmp_path / "held.npy")
+    for flags, api in [([], {"target_recall": 0.95}), (["--target-recall", "0.9"], {"target_recall": 0.9}),
+                       (["--budget-mflops", "0.05"], {"budget_mflops": 0.05})]:
+        assert main(["search", str(out), queries, "-k", "5", "-o", str(res), *flags]) == 0
+        np.testing.assert_array_equal(np.load(res)["ids"], ref.search(held, k=5, **api).ids)
+        err = capsys.readouterr().err
+        assert ("default target recall@5 0.95" in err) if not flags else ("tuned setting for" in err)
+    # the default really reaches about the target on unseen queries (exact neighbours by float64 numpy)
+    assert main(["search", str(out), queries, "-k", "5", "-o", str(res)]) == 0
+    assert recall(np.load(res)["ids"], exact_ids(x, held, 5)) >= 0.9  # min 0.93 over 30 seeds
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "tuned      k=5 (32-dim queries" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--target-recall", "0.9"], "the index is not tuned: run `adanns tune {out} QUERIES.npy -k 10`"),
+    (["--budget-mflops", "1"], "the index is not tuned: run `adanns tune {out} QUERIES.npy -k 10`"),
+    (["--target-recall", "0.9", "--budget-mflops", "1"], "not both"),
+    (["--target-recall", "0.9", "--nprobe", "4"], "do not also give --nprobe 4"),
+    (["--target-recall", "1.5"], "target_recall must be in (0, 1]"),
+], ids=["target untuned", "budget untuned", "both", "with a knob", "out of range"])
+def test_target_and_budget_errors_name_the_fix(tmp_path, ivf_file, capsys, flags, message):
+    out = ivf_file[0]
+    assert main(["search", str(out), str(tmp_path / "held.npy"), *flags]) == 1
+    assert message.format(out=out) in capsys.readouterr().err
+
+
+def test_a_frontier_for_another_k_or_query_length_is_not_used_silently(tmp_path, ivf_file, capsys):
+    out, *_ = ivf_file
+    assert main(["tune", str(out), str(tmp_path / "tune.npy"), "-k", "5", "-q"]) == 0
+    assert main(["search", str(out), str(tmp_path / "held.npy"), "-k", "10", "--target-recall", "0.9"]) == 1
+    assert f"tuned for k in [5], not k=10: run `adanns tune {out} QUERIES.npy -k 10`" in capsys.readouterr().err
+    np.save(tmp_path / "prefix.npy", np.load(tmp_path / "held.npy")[:, :16])
+    assert main(["search", str(out), str(tmp_path / "prefix.npy"), "-k", "5"]) == 0  # falls back to the default
+    err = capsys.readouterr().err
+    assert "tuned for k=5 with 32-dim queries, not 16-dim ones" in err and "nprobe 8" in err
+
+
+def test_the_python_api_names_index_tune_when_the_index_is_not_tuned(rng):
+    index = adanns.FlatIndex(8)
+    index.add(matryoshka(rng, 50, 8))
+    with pytest.raises(RuntimeError, match=r"call index\.tune\(queries, k=3\)"):
+        index.search(matryoshka(rng, 2, 8), k=3, target_recall=0.9)
+
+
+@pytest.mark.parametrize("kind, extra, knobs", [
+    ("opq", ["--m", "4", "--nbits", "4"], {"rerank_k": 25}),
+    ("ivfopq", ["--m", "4", "--nbits", "4", "--nlist", "8"], {"nprobe": 6, "rerank_k": 25}),
+    ("binary", [], {"rerank_k": 250}),
+    ("flat", [], {}),
+])
+def test_untuned_defaults_of_the_other_kinds(tmp_path, base, capsys, kind, extra, knobs):
+    path, x = base
+    out, res = tmp_path / f"{kind}.adanns", tmp_path / "r.npz"
+    np.save(tmp_path / "q.npy", x[:20])
+    assert main(["build", str(path), "-o", str(out), "--kind", kind, "--train-size", "500", "-q", *extra]) == 0
+    assert main(["search", str(out), str(tmp_path / "q.npy"), "-k", "5", "-o", str(res)]) == 0
+    assert "no knobs given" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(res)["ids"], adanns.load(out).search(x[:20], k=5, **knobs).ids)
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    from adanns.cli import parser
+
+    ap = parser()
+    commands = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {"build", "tune", "search", "info", "serve", "bench"} <= set(commands)
+    for name, sub in commands.items():
+        fmt = sub._get_formatter()
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            where = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help, f"{where} has no help"
+            flag = action.nargs == 0  # store_true: present or not
+            if action.option_strings and not action.required and not flag:
+                assert "default" in fmt._expand_help(action), f"{where}: the help does not give the default"
+    search_help = commands["search"].format_help()
+    assert "(default: 10)" in search_help and "ceil(2 sqrt(nlist))" in search_help
+
+
+# ------------------------------------------------------------------------------ metric defaults
+@pytest.mark.parametrize("kind, extra, metric", [
+    ("flat", [], "cosine"), ("ivf", ["--nlist", "4"], "cosine"), ("opq", ["--m", "4", "--nbits", "4"], "ip"),
+    ("ivfopq", ["--m", "4", "--nbits", "4", "--nlist", "4"], "ip"), ("binary", [], "ip"),
+    ("ivf", ["--nlist", "4", "--metric", "ip"], "ip"),
+])
+def test_build_defaults_to_cosine_where_the_kind_supports_it(tmp_path, base, kind, extra, metric):
+    path, _ = base
+    out = tmp_path / "m.adanns"
+    assert main(["build", str(path), "-o", str(out), "--kind", kind, "--train-size", "500", "-q", *extra]) == 0
+    assert adanns.load(out).metric == metric
+
+
+def test_a_prefix_query_ranks_by_cosine_on_the_prefix_by_default_and_by_raw_prefix_ip_when_asked(rng):
+    """Why cosine is the default: a prefix of a unit vector is not unit-norm, and ip ranks by its length too."""
+    x, q = matryoshka(rng, 300, 32), matryoshka(rng, 10, 32)[:, :8]
+    by_default, by_ip = adanns.FlatIndex(32), adanns.FlatIndex(32, metric="ip")
+    by_default.add(x)
+    by_ip.add(x)
+    assert by_default.metric == "cosine" and adanns.IVFIndex(32, nlist=4).metric == "cosine"
+    assert adanns.OPQIndex(32, m=4).metric == "ip"  # PQ kinds support ip and l2 only
+    np.testing.assert_array_equal(by_default.search(q, k=5).ids, exact_ids(x[:, :8], q, 5, "cosine"))
+    np.testing.assert_array_equal(by_ip.search(q, k=5).ids, exact_ids(x[:, :8], q, 5, "ip"))
+
+
+# ------------------------------------------------------------------------------ small fixes
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_build_on_nan_data_names_the_file_and_row(tmp_path, rng, kind):
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    x[217, 3] = np.nan
+    path = tmp_path / "bad base.npy"
+    np.save(path, x)
+    r = subprocess.run([sys.executable, "-m", "adanns.cli", "build", str(path), "-o", str(tmp_path / "x.adanns"),
+                        "--kind", kind, "--nlist", "4", "--chunk-size", "100", "-q"], capture_output=True, text=True)
+    assert r.returncode == 1 and f"{str(path)!r} row 217 contains NaN" in r.stderr, r.stderr
+    assert not (tmp_path / "x.adanns").exists()
+
+
+def test_info_says_which_byte_count_is_which(tmp_path, base, capsys):
+    path, _ = base
+    out = tmp_path / "i.adanns"
+    main(["build", str(path), "-o", str(out), "--kind", "flat", "-q"])
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["file"] == f"{out.stat().st_size} bytes on disk"
+    assert lines["memory"].startswith(f"{adanns.load(out).nbytes} bytes once loaded")
+    assert lines["tuned"].startswith("no (run `adanns tune")
+
+
+def test_serve_with_a_missing_index_file_fails_before_creating_the_data_dir(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["serve", "--data-dir", str(data), "--index", f"wn={tmp_path}/missing.adanns"]) == 1
+    err = capsys.readouterr().err
+    assert "--index wn=" in err and "no index file" in err
+    assert not data.exists()
+    (tmp_path / "junk.adanns").write_bytes(b"not an index")
+    assert main(["serve", "--data-dir", str(data), "--index", f"wn={tmp_path}/junk.adanns"]) == 1
+    assert not data.exists()

@@ -64,7 +64,7 @@ def data(rng, n=3000, d=32, nq=300):
 @pytest.fixture
 def tuned(rng):
     x, q = data(rng)
-    index = adanns.IVFIndex(32, nlist=32, seed=0)
+    index = adanns.IVFIndex(32, nlist=32, metric="ip", seed=0)
     index.train(x)
     index.add(x)
     frontier = index.tune(q[:150], k=10)
@@ -112,7 +112,7 @@ def test_frontier_is_saved_with_the_index_and_restored_by_load(tuned, tmp_path):
 
 def test_tune_on_a_flat_index_with_given_ground_truth_and_a_custom_grid(rng):
     x, q = data(rng, n=1000, nq=60)
-    index = adanns.FlatIndex(32)
+    index = adanns.FlatIndex(32, metric="ip")
     index.add(x)
     grid = [{"search_dim": s} for s in (4, 8, 16, 32)] + [{"search_dim": 8, "rerank_dim": 32, "rerank_k": 40}]
     f = index.tune(q, k=5, gt=exact(x, q, 5), grid=grid)
@@ -122,7 +122,7 @@ def test_tune_on_a_flat_index_with_given_ground_truth_and_a_custom_grid(rng):
 
 def test_tune_samples_queries_with_a_seed(rng):
     x, q = data(rng, n=1000, nq=100)
-    index = adanns.FlatIndex(32)
+    index = adanns.FlatIndex(32, metric="ip")
     index.add(x)
     grid = [{"search_dim": s} for s in (8, 32)]
     a = index.tune(q, k=5, grid=grid, sample=40, seed=3)
@@ -148,7 +148,7 @@ def test_search_with_target_refuses_explicit_knobs_untuned_indexes_and_other_k(t
             index.search(q, k=10, budget_mflops=bad)
     with pytest.raises(TypeError, match="target_recall"):
         index.search(q, k=10, target_recall="high")
-    fresh = adanns.FlatIndex(32)
+    fresh = adanns.FlatIndex(32, metric="ip")
     fresh.add(x)
     with pytest.raises(RuntimeError, match="not tuned"):
         fresh.search(q, k=10, target_recall=0.9)
@@ -156,7 +156,7 @@ def test_search_with_target_refuses_explicit_knobs_untuned_indexes_and_other_k(t
 
 def test_tune_rejects_bad_grids_and_ground_truth(rng):
     x, q = data(rng, n=500, nq=20)
-    index = adanns.FlatIndex(32)
+    index = adanns.FlatIndex(32, metric="ip")
     index.add(x)
     with pytest.raises(ValueError, match="may not set"):
         index.tune(q, k=5, grid=[{"search_dim": 8, "k": 3}])
@@ -170,7 +170,7 @@ def test_tune_rejects_bad_grids_and_ground_truth(rng):
 
 def test_foreign_or_newer_metadata_is_never_overwritten_or_misread(rng):
     x, q = data(rng, n=500, nq=20)
-    index = adanns.FlatIndex(32)
+    index = adanns.FlatIndex(32, metric="ip")
     index.add(x)
     index._impl.set_user_meta(b"\x00binary")
     with pytest.raises(ValueError, match="not JSON"):

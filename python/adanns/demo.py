@@ -5,9 +5,12 @@
 3. the 200 queries are sent one request each with httpx, with several per-query settings, full 384-d
    vectors and 64-d Matryoshka prefixes; recall@10 against the exact ground truth (``gt.npy``), the MFLOPs
    the server reports and the HTTP latency are printed;
-4. the server is stopped.
+4. the server is stopped; its files are deleted with the temporary folder unless ``--keep DIR`` names a
+   folder to keep them in.
 
-    python -m adanns.demo --data tests/data/wordnet-sample
+    python -m adanns.demo --data tests/data/wordnet-sample [--keep DIR]
+
+Needs the ``server`` extra (pip install 'adanns[server]').
 """
 
 from __future__ import annotations
@@ -85,12 +88,17 @@ def _search_each(client, queries: np.ndarray, **knobs):
 
 
 def main(argv=None) -> int:
-    import httpx
+    try:
+        import httpx  # noqa: F401  (the client; the server's own packages come with the same extra)
+    except ImportError as e:
+        raise SystemExit(f"the demo needs the 'server' extra (pip install 'adanns[server]'): {e}") from None
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="tests/data/wordnet-sample", help="folder with base.npy, queries.npy, gt.npy")
     ap.add_argument("--nlist", type=int, default=64)
     ap.add_argument("--cluster-dim", type=int, default=64)
+    ap.add_argument("--keep", metavar="DIR", help="write the index file and the server's data directory into DIR "
+                                                  "(created) and keep them (default: a temporary folder, deleted)")
     args = ap.parse_args(argv)
 
     base_path = os.path.join(args.data, "base.npy")
@@ -102,7 +110,10 @@ def main(argv=None) -> int:
     print(f"base {n} x {dim}, {len(queries)} queries (WordNet glosses, all-MiniLM-L6-v2, PCA-ordered)")
     print(f"exact search: {n * dim / 1e6:.2f} MFLOPs/query (ground truth: gt.npy)\n")
 
-    with tempfile.TemporaryDirectory(prefix="adanns-demo-") as tmp:
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="adanns-demo-") as scratch:
+        tmp = args.keep or scratch
         index_file = os.path.join(tmp, "wordnet.adanns")
         print(f"$ adanns build {base_path} -o {index_file} --nlist {args.nlist} --cluster-dim {args.cluster_dim}")
         _cli("build", base_path, "-o", index_file, "--nlist", str(args.nlist), "--cluster-dim",
@@ -133,8 +144,13 @@ def main(argv=None) -> int:
         finally:
             proc.send_signal(signal.SIGINT)  # graceful: the server writes its snapshot and exits
             proc.wait(30)
-        print(f"\nserver stopped (exit status {proc.returncode}); snapshot left in {data_dir}: "
-              f"{sorted(os.listdir(os.path.join(data_dir, 'wordnet')))}")
+        written = sorted(os.listdir(os.path.join(data_dir, "wordnet")))
+        if args.keep:
+            print(f"\nserver stopped (exit status {proc.returncode}); kept {index_file} and the data directory "
+                  f"{data_dir} ({written} in wordnet/)")
+        else:
+            print(f"\nserver stopped (exit status {proc.returncode}); it had written {written} to {data_dir}, a "
+                  "temporary folder deleted now (--keep DIR keeps the files)")
     return 0
 
 

@@ -160,9 +160,11 @@ class _Index(Tunable):
 
 
 class FlatIndex(_Index):
-    """Exhaustive search over the stored vectors, on any prefix of them."""
+    """Exhaustive search over the stored vectors, on any prefix of them. ``metric``: "cosine" (default:
+    query and row prefixes renormalised, so a prefix query ranks like an embedding of that length), "ip"
+    (a prefix query ranks by the un-normalised prefix inner product) or "l2"."""
 
-    def __init__(self, dim: int, metric: str = "ip"):
+    def __init__(self, dim: int, metric: str = "cosine"):
         self._impl = _core.FlatIndex(v.positive_int(dim, "dim"), v.metric(metric))
 
     def add(self, x, ids=None) -> None:
@@ -204,9 +206,10 @@ class FlatIndex(_Index):
 
 class IVFIndex(_Index):
     """AdANNS-IVF: clusters on the first ``cluster_dim`` coordinates; lists store full vectors, so
-    ``search_dim``, ``nprobe``, ``rerank_dim`` and ``rerank_k`` are chosen per search."""
+    ``search_dim``, ``nprobe``, ``rerank_dim`` and ``rerank_k`` are chosen per search. ``metric`` as
+    :class:`FlatIndex` (default "cosine")."""
 
-    def __init__(self, dim: int, nlist: int, metric: str = "ip", cluster_dim: int | None = None,
+    def __init__(self, dim: int, nlist: int, metric: str = "cosine", cluster_dim: int | None = None,
                  seed: int = 0, niter: int = 20):
         dim = v.positive_int(dim, "dim")
         cluster_dim = dim if cluster_dim is None else v.positive_int(cluster_dim, "cluster_dim")

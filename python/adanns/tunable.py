@@ -79,13 +79,15 @@ class Tunable:
             raise ValueError(f"target_recall / budget_mflops choose the search settings; do not also give {given}")
         frontiers = self.frontiers()
         if not frontiers:
-            raise RuntimeError("the index is not tuned: call tune() before searching with target_recall or "
-                               "budget_mflops")
+            raise RuntimeError(f"the index is not tuned: call index.tune(queries, k={k}) before searching with "
+                               "target_recall or budget_mflops")
         if k not in frontiers:
-            raise ValueError(f"the index is tuned for k in {sorted(frontiers)}, not k={k}: call tune(queries, k={k})")
+            raise ValueError(f"the index is tuned for k in {sorted(frontiers)}, not k={k}: call index.tune(queries, "
+                             f"k={k})")
         f = frontiers[k]
         if q.shape[1] != f.query_dim:
-            raise ValueError(f"the frontier for k={k} was tuned with {f.query_dim}-dim queries, got {q.shape[1]}")
+            raise ValueError(f"the frontier for k={k} was tuned with {f.query_dim}-dim queries, got {q.shape[1]}: call "
+                             f"index.tune(queries, k={k}) with {q.shape[1]}-dim queries")
         return dict(f.choose(target_recall, budget_mflops).params)
 
     # hooks a kind overrides

@@ -19,8 +19,9 @@ class _Body(BaseModel):
 
 class IndexSpec(_Body):
     dim: Annotated[StrictInt, Field(ge=1, le=65536)]
-    metric: Metric = "ip"
     kind: Kind = "ivf"
+    metric: Metric = Field(default_factory=lambda spec: "cosine" if spec.get("kind") in ("flat", "ivf") else "ip",
+                           description="default: cosine where the kind supports it (flat, ivf), else ip")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="ivf: nlist, cluster_dim, seed, niter, train_size; opq: m, pq_dim, opq, nbits, "
                                                "store_vectors, seed, train_size; ivfopq: the ivf and opq params "
