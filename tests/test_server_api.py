@@ -208,3 +208,37 @@ def test_api_key_guards_every_route_but_healthz(tmp_path):
             assert r.status_code == 401
         with s.client() as c:
             assert c.get("/indexes").status_code == 200
+
+
+def test_upserts_without_ids_get_consecutive_ids_that_survive_a_restart(tmp_path, rng):
+    x = unit_rows(rng, 6, 8)
+    with Server(tmp_path / "d") as server, server.client() as c:
+        c.put("/indexes/auto", json={"dim": 8, "kind": "flat"})
+        assert c.post("/indexes/auto/vectors", json={"ids": [41], "vectors": x[:1].tolist()}).json()["count"] == 1
+        r = c.post("/indexes/auto/vectors", json={"vectors": x[1:4].tolist()})
+        assert r.status_code == 200 and r.json() == {"count": 3, "total": 4, "ids": [42, 43, 44]}
+        buf = io.BytesIO()
+        np.save(buf, x[4:])
+        r = c.post("/indexes/auto/vectors", content=buf.getvalue(), headers={"content-type": "application/x-npy"})
+        assert r.json()["ids"] == [45, 46]
+        server.kill()
+    with Server(tmp_path / "d") as again, again.client() as c:
+        r = c.post("/indexes/auto/search", json={"vectors": x.tolist(), "k": 1})
+        assert [h["ids"][0] for h in r.json()["results"]] == [41, 42, 43, 44, 45, 46]
+
+
+def test_docs_work_offline_and_are_labelled_in_the_metrics(http):
+    page = http.get("/docs").text
+    assert "cdn.jsdelivr.net" not in page and "unpkg.com" not in page
+    assets = [a for a in __import__("re").findall(r'(?:src|href)="([^"]+)"', page) if a.startswith("/")]
+    assert assets and all(http.get(a).status_code == 200 for a in assets)
+    assert http.get("/openapi.json").status_code == 200
+    metrics = http.get("/metrics").text
+    assert 'route="/docs"' in metrics and 'route="/openapi.json"' in metrics
+
+
+def test_an_untuned_index_names_the_rest_route_that_tunes_it(http, rng):
+    create(http, "untuned", dim=8, kind="ivf", params={"nlist": 2, "train_size": 20})
+    http.post("/indexes/untuned/vectors", json={"ids": list(range(30)), "vectors": unit_rows(rng, 30, 8).tolist()})
+    r = http.post("/indexes/untuned/search", json={"vector": unit_rows(rng, 1, 8)[0].tolist(), "target_recall": 0.9})
+    assert r.status_code == 422 and "POST /indexes/untuned/tune" in r.json()["detail"], r.text

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -38,7 +39,8 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.pool.shutdown(wait=True)
             app.state.store.close()
 
-    app = FastAPI(title="adanns", version=adanns.__version__, lifespan=lifespan,
+    # FastAPIOffline serves the Swagger UI and ReDoc assets from its package, not a CDN: /docs works offline.
+    app = FastAPIOffline(title="adanns", version=adanns.__version__, lifespan=lifespan,
                   description="Adaptive vector search on Matryoshka embeddings: send a query of any prefix "
                               "length; choose search_dim, nprobe and re-ranking per request.")
     app.state.settings = settings

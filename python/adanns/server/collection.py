@@ -168,6 +168,7 @@ class Collection:
         self._snapshot_every = snapshot_every
         self._next_snapshot = snapshot_every  # log records at which the next snapshot is written
         self._ids: set[int] = set()
+        self._next_id = 0  # default ids continue after the largest id written (or loaded) so far
         self._seq = 0
         # A kind that learns from data collects its vectors here (searched exactly) until there are enough to train on.
         self._buffer: dict[int, np.ndarray] = {}
@@ -273,7 +274,7 @@ class Collection:
 
     def _empty(self) -> None:
         c = self.config
-        self._ids, self._buffer, self._seq = set(), {}, 0
+        self._ids, self._buffer, self._seq, self._next_id = set(), {}, 0, 0
         self._index = kinds.new_index(c.dim, c.metric, c.kind, c.params)
         # Kinds that learn from data are searched exactly, from a buffer, until they are trained.
         self._flat = None if c.kind == "flat" else adanns.FlatIndex(c.dim, metric=c.metric)
@@ -295,6 +296,7 @@ class Collection:
         if ids.ndim != 1 or ids.dtype.kind != "i":
             raise Damaged(f"{path.name}/ids.npy is not a 1-D integer array")
         self._ids = set(ids.tolist())
+        self._next_id = int(ids.max()) + 1 if len(ids) else 0
         if (path / "buffer.npy").exists():
             vectors = np.load(path / "buffer.npy", allow_pickle=False)
             if vectors.shape != (len(ids), self.config.dim) or len(self._ids) != len(ids):
@@ -384,12 +386,21 @@ class Collection:
                 log.warning("index %s: snapshot failed (%s: %s); the log keeps every write", self.name,
                             type(e).__name__, e)
 
-    def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> int:
+    def upsert(self, ids: np.ndarray | None, vectors: np.ndarray) -> np.ndarray:
+        """Writes the vectors; ``ids`` None: consecutive ids after the largest one so far (as the Python
+        API's ``add``), assigned under the lock and logged, so a replay sees the same. Returns the ids."""
         self.require(writing=True)
-        ids, vectors = self._check_vectors(ids, vectors)
+        vectors = np.asarray(vectors)
+        given = ids is not None
+        ids, vectors = self._check_vectors(ids if given else np.arange(len(vectors) if vectors.ndim else 0), vectors)
         with self.lock.write():
+            if not given:
+                first = self._next_id
+                if first + len(ids) > np.iinfo(np.int64).max:
+                    raise Invalid("default ids would pass 2^63-1: give the ids explicitly")
+                ids = np.arange(first, first + len(ids), dtype=np.int64)
             self._write(Record(Op.UPSERT, self._seq + 1, ids, vectors))
-        return len(ids)
+        return ids
 
     def remove(self, ids: np.ndarray) -> int:
         self.require(writing=True)
@@ -432,6 +443,7 @@ class Collection:
                 target.remove(present)
             target.add(rec.vectors, rec.ids)
             self._ids.update(rec.ids.tolist())
+            self._next_id = max(self._next_id, int(rec.ids.max()) + 1)
             if self._buffer_active:
                 self._buffer.update(zip(rec.ids.tolist(), rec.vectors))
                 if len(self._buffer) >= self.config.params["train_size"]:
@@ -509,7 +521,11 @@ class Collection:
                     return self._flat.search(queries, k=k, threads=threads, **exact)
                 return self._index.search(queries, k=k, threads=threads, **given)
             except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: not tuned
-                raise Invalid(str(e)) from None
+                message = str(e)
+                if "index.tune(" in message:  # the Python API's advice, in the service's terms
+                    message = (f"{message.split(': call index.tune(')[0]} (index {self.name!r}): POST "
+                               f"/indexes/{self.name}/tune with sample queries of this length and k={k} first")
+                raise Invalid(message) from None
 
     def tune(self, queries: np.ndarray, k: int, threads: int, sample=None, seed: int = 0) -> "adanns.tuning.Frontier":
         """Measures the default grid on ``queries`` (exact ground truth from the index itself), keeps the

@@ -27,6 +27,10 @@ class Invalid(ApiError):
     status = 422
 
 
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
 class Unauthorized(ApiError):
     status = 401
 

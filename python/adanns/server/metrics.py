@@ -43,6 +43,20 @@ class _IndexCollector:
         yield size
 
 
+def route_template(app, scope) -> str:
+    """The template of the route that matches ``scope`` (the docs and schema routes do not record
+    themselves in the scope as API routes do), or "unmatched"."""
+    from starlette.routing import Match
+
+    node = app
+    while node is not None and not hasattr(node, "routes"):  # through the middleware layers
+        node = getattr(node, "router", None) or getattr(node, "app", None)
+    for route in getattr(node, "routes", ()):
+        if route.matches(scope)[0] == Match.FULL:
+            return getattr(route, "path", "unmatched")
+    return "unmatched"
+
+
 class MetricsMiddleware:
     """Labels by route template (``/indexes/{name}/search``), not raw path, to keep label sets bounded."""
 
@@ -65,7 +79,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            path = getattr(scope.get("route"), "path", None) or route_template(self.app, scope)
             self.metrics.requests.labels(path, scope["method"], str(status)).inc()
             self.metrics.latency.labels(path, scope["method"]).observe(time.perf_counter() - start)

@@ -57,7 +57,8 @@ class IndexList(BaseModel):
 
 
 class Upsert(_Body):
-    ids: Annotated[list[Id], Field(min_length=1)]
+    ids: Optional[Annotated[list[Id], Field(min_length=1)]] = Field(
+        None, description="default: consecutive ids after the largest id written so far (returned in the ack)")
     vectors: Annotated[list[Vector], Field(min_length=1)]
 
 
@@ -68,6 +69,7 @@ class Removal(_Body):
 class WriteAck(BaseModel):
     count: int = Field(description="vectors written or removed by this request")
     total: int = Field(description="vectors in the index afterwards")
+    ids: Optional[list[int]] = Field(None, description="the ids assigned, when an upsert gave none")
 
 
 class SearchRequest(_Body):

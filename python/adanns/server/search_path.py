@@ -20,7 +20,8 @@ import time
 import numpy as np
 from pydantic import ValidationError
 
-from .errors import ApiError, BodyTooLarge, Invalid, Timeout, Unauthorized, describe_validation
+from .errors import ApiError, BodyTooLarge, Invalid, Timeout, Unauthorized, UnsupportedMediaType, describe_validation
+from .metrics import route_template
 from .schemas import SearchRequest
 
 try:  # the server extra brings orjson; the standard library is the fallback
@@ -62,7 +63,7 @@ async def answer_search(app, name: str, content_type: str | None, body: bytes) -
     collection = app.state.store.get(name)
     content_type = (content_type or "application/json").split(";")[0].strip().lower()
     if content_type != "application/json":
-        raise Invalid(f"unsupported content type {content_type!r}; send application/json")
+        raise UnsupportedMediaType(f"unsupported content type {content_type!r}; send application/json")
     try:
         query = SearchRequest.model_validate_json(body)
     except ValidationError as e:
@@ -143,7 +144,7 @@ class Gate:
                                     (b"content-length", str(len(payload)).encode()), *extra]})
             await send({"type": "http.response.body", "body": payload})
         finally:
-            route = SEARCH_ROUTE if search else self._route_of(scope)
+            route = SEARCH_ROUTE if search else route_template(self.app, scope)
             key = (route, method, status)
             counter = self._counters.get(key)
             if counter is None:
@@ -151,14 +152,6 @@ class Gate:
             counter.inc()
             latency = self._search_latency if search else self._metrics.latency.labels(route, method)
             latency.observe(time.perf_counter() - start)
-
-    def _route_of(self, scope) -> str:
-        """The route template of a request the gate refused (bounded label values for the metrics)."""
-        from starlette.routing import Match
-        for route in self.app.router.routes:
-            if route.matches(scope)[0] == Match.FULL:
-                return getattr(route, "path", "unmatched")
-        return "unmatched"
 
 
 async def _read_body(scope, receive, max_bytes: int, timeout: float) -> bytes:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import ValidationError
 
 from ..deps import IndexName, get_store, require_api_key, run_blocking
-from ..errors import BodyTooLarge, Invalid, describe_validation
+from ..errors import BodyTooLarge, Invalid, UnsupportedMediaType, describe_validation
 from ..schemas import Error, Removal, Upsert, WriteAck
 from ..store import Store
 
@@ -21,10 +21,12 @@ router = APIRouter(prefix="/indexes/{name}/vectors", tags=["vectors"], dependenc
 NPY = "application/x-npy"
 _NPY_DOC = (f"Upsert (existing ids are replaced). Body: JSON {{ids, vectors}}, or `{NPY}`: a float (n, dim) "
             "array followed by an int (n,) ids array in the same body, or ids in the `ids` query parameter "
-            "(comma-separated). Kinds that learn from data (all but flat) train on their first `train_size` vectors.")
+            "(comma-separated, e.g. `?ids=7,8,9`). Without ids, the vectors get consecutive ids after the largest "
+            "id so far, returned in the answer. Kinds that learn from data (all but flat) train on their first "
+            "`train_size` vectors.")
 
 
-@router.post("", response_model=WriteAck, description=_NPY_DOC,
+@router.post("", response_model=WriteAck, response_model_exclude_none=True, description=_NPY_DOC,
              openapi_extra={"requestBody": {"content": {
                  "application/json": {"schema": Upsert.model_json_schema()},
                  NPY: {"schema": {"type": "string", "format": "binary"}}}, "required": True}})
@@ -43,15 +45,17 @@ async def upsert_vectors(request: Request, name: str = IndexName,
             raise _as_invalid(e) from None
         if ids is not None:
             raise Invalid("the ids query parameter is only for application/x-npy bodies")
-        id_array, vectors = np.array(parsed.ids, dtype=np.int64), _rectangular(parsed.vectors)
+        id_array = None if parsed.ids is None else np.array(parsed.ids, dtype=np.int64)
+        vectors = _rectangular(parsed.vectors)
     else:
-        raise Invalid(f"unsupported content type {content_type!r}; send application/json or {NPY}")
+        raise UnsupportedMediaType(f"unsupported content type {content_type!r}; send application/json or {NPY}")
     _check_count(request, len(vectors))
-    count = await run_blocking(request, collection.upsert, id_array, vectors)
-    return WriteAck(count=count, total=collection.info()["count"])
+    written = await run_blocking(request, collection.upsert, id_array, vectors)
+    return WriteAck(count=len(written), total=collection.info()["count"],
+                    ids=written.tolist() if id_array is None else None)
 
 
-@router.delete("", response_model=WriteAck)
+@router.delete("", response_model=WriteAck, response_model_exclude_none=True)
 async def remove_vectors(request: Request, removal: Removal = Body(...), name: str = IndexName,
                          store: Store = Depends(get_store)):
     collection = store.get(name)
@@ -73,15 +77,18 @@ def _rectangular(rows: list) -> np.ndarray:
     return np.array(rows, dtype=np.float64)  # float64 first: overflow to float32 inf is then caught as such
 
 
-def _read_npy(body: bytes, ids_param: Optional[str]) -> tuple[np.ndarray, np.ndarray]:
+def _read_npy(body: bytes, ids_param: Optional[str]) -> tuple[np.ndarray, Optional[np.ndarray]]:
     vectors, end = _npy_at(body, 0, "the vectors")
     second = _npy_at(body, end, "the ids")[0] if end < len(body) else None
     if vectors.dtype.kind != "f":
         raise Invalid(f"vectors must be floating-point, got dtype {vectors.dtype}")
-    if (second is None) == (ids_param is None):
-        raise Invalid("give the ids either as a second .npy array in the body or as the ids query parameter")
+    if second is not None and ids_param is not None:
+        raise Invalid("give the ids either as a second .npy array in the body or as the ids query parameter, "
+                      "not both")
     if second is not None:
         return vectors, second
+    if ids_param is None:
+        return vectors, None  # default ids
     try:
         id_array = np.array([int(s) for s in ids_param.split(",") if s.strip()], dtype=np.int64)
     except (ValueError, OverflowError):
