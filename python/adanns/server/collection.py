@@ -580,16 +580,18 @@ def _remove_stale(folder: Path, keep: str | None) -> None:
 
 
 def _check_finite(x: np.ndarray, what: str) -> None:
+    """One pass: a row's squared norm (float64) is NaN or inf when the row holds NaN or inf, and beyond
+    MAX_SQUARED_NORM when its scores could overflow float32."""
+    norms = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    if norms.max(initial=0.0) <= MAX_SQUARED_NORM:  # also False for NaN
+        return
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         raise Invalid(f"{what} contain NaN or infinity (or values beyond float32; first bad row: "
                       f"{int(np.flatnonzero(bad)[0])})")
-    norms = np.einsum("ij,ij->i", x, x, dtype=np.float64)
-    big = norms > MAX_SQUARED_NORM
-    if big.any():
-        row = int(np.flatnonzero(big)[0])
-        raise Invalid(f"{what} row {row} has norm {np.sqrt(norms[row]):.3g}, beyond {np.sqrt(MAX_SQUARED_NORM):.3g}: "
-                      "its scores would overflow float32")
+    row = int(np.flatnonzero(norms > MAX_SQUARED_NORM)[0])
+    raise Invalid(f"{what} row {row} has norm {np.sqrt(norms[row]):.3g}, beyond {np.sqrt(MAX_SQUARED_NORM):.3g}: "
+                  "its scores would overflow float32")
 
 
 def _check_ids(ids) -> np.ndarray:

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import io
 import logging
 import math
 import re
 import time
 
 import numpy as np
-from pydantic import ValidationError
-
-from .errors import ApiError, BodyTooLarge, Invalid, Timeout, Unauthorized, UnsupportedMediaType, describe_validation
+from .errors import ApiError, BodyTooLarge, Invalid, Timeout, Unauthorized, UnsupportedMediaType
 from .metrics import route_template
-from .schemas import SearchRequest
+from .npy import NPY, NPZ, npy_at
+from .search_body import decode_json, decode_query_string
 
 try:  # the server extra brings orjson; the standard library is the fallback
     import orjson
@@ -57,36 +57,56 @@ def check_api_key(settings, authorizations: list[str]) -> None:
         raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'")
 
 
-async def answer_search(app, name: str, content_type: str | None, body: bytes) -> bytes:
-    """Runs one search request (the key was checked by the gate); returns the JSON body, or raises ApiError."""
+async def answer_search(app, name: str, content_type: str | None, body: bytes, query_string: bytes = b"",
+                        accept: str | None = None) -> tuple[bytes, bytes]:
+    """Runs one search request (the key was checked by the gate); returns (body, its content type), or
+    raises ApiError. JSON bodies carry queries and knobs; an x-npy body is a float (n, d) batch whose knobs
+    come in the query string. ``Accept: application/x-npz`` answers arrays (ids, scores, mflops)."""
     settings = app.state.settings
     collection = app.state.store.get(name)
+    collection.require(writing=False)
     content_type = (content_type or "application/json").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise UnsupportedMediaType(f"unsupported content type {content_type!r}; send application/json")
-    try:
-        query = SearchRequest.model_validate_json(body)
-    except ValidationError as e:
-        raise Invalid(describe_validation(e.errors(include_url=False))) from None
-    rows = [query.vector] if query.vector is not None else query.vectors
-    if len(rows) > settings.max_queries:
-        raise BodyTooLarge(f"{len(rows)} queries in one request; the limit is {settings.max_queries}: split the batch")
-    if len(rows) * query.k > settings.max_result_slots:
-        raise Invalid(f"{len(rows)} queries x k = {query.k} asks for {len(rows) * query.k} results; the limit is "
+    if content_type == "application/json":
+        if query_string:
+            raise Invalid("a JSON search takes its knobs in the body, not the query string")
+        rows, knobs = decode_json(body)
+        nq = len(rows)
+    elif content_type == NPY:
+        knobs = decode_query_string(query_string)
+        rows, end = npy_at(body, 0, "the queries")
+        if end != len(body):
+            raise Invalid("the queries: bytes follow the .npy array")
+        if rows.dtype.kind != "f" or rows.ndim != 2:
+            raise Invalid(f"the queries must be a 2-D floating-point array, got dtype {rows.dtype} shape {rows.shape}")
+        nq = rows.shape[0]
+    else:
+        raise UnsupportedMediaType(f"unsupported content type {content_type!r}; send application/json or {NPY}")
+    if nq > settings.max_queries:
+        raise BodyTooLarge(f"{nq} queries in one request; the limit is {settings.max_queries}: split the batch")
+    if nq * knobs.k > settings.max_result_slots:
+        raise Invalid(f"{nq} queries x k = {knobs.k} asks for {nq * knobs.k} results; the limit is "
                       f"{settings.max_result_slots} per request: lower k or split the batch")
-    if len({len(r) for r in rows}) != 1:
-        raise Invalid("the vectors of a batch must all have the same length")
-    # float64 first: overflow to float32 inf is then caught by the check.
-    queries = collection.check_queries(np.array(rows, dtype=np.float64))
+    if content_type == "application/json":
+        if len({len(r) for r in rows}) != 1:
+            raise Invalid("the vectors of a batch must all have the same length")
+        rows = np.array(rows, dtype=np.float64)  # float64 first: overflow to float32 inf is then caught
+    queries = collection.check_queries(rows)
     # On the worker pool (the native search releases the GIL, so searches run side by side), merged
     # with concurrent requests that ask the same of the same index.
-    res = await app.state.batcher.search(collection, queries, query.k, settings.search_threads,
-                                         nprobe=query.nprobe, search_dim=query.search_dim,
-                                         rerank_dim=query.rerank_dim, rerank_k=query.rerank_k,
-                                         target_recall=query.target_recall, budget_mflops=query.budget_mflops)
+    res = await app.state.batcher.search(collection, queries, knobs.k, settings.search_threads, **knobs.knobs())
+    wants_arrays = accept is not None and NPZ in accept
+    encode = encode_arrays if wants_arrays else encode_results
     if res.ids.size <= _ENCODE_INLINE_SLOTS:
-        return encode_results(res)
-    return await asyncio.get_running_loop().run_in_executor(app.state.pool, encode_results, res)
+        payload = encode(res)
+    else:
+        payload = await asyncio.get_running_loop().run_in_executor(app.state.pool, encode, res)
+    return payload, (NPZ.encode() if wants_arrays else b"application/json")
+
+
+def encode_arrays(res) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, ids=res.ids, scores=res.scores, mflops=res.mflops)
+    return buf.getvalue()
 
 
 def encode_results(res) -> bytes:
@@ -115,19 +135,23 @@ class Gate:
         start = time.perf_counter()
         path, method = scope["path"], scope["method"]
         search = _SEARCH.match(path) if method == "POST" else None
-        content_type, authorizations = None, []
+        content_type, accept, authorizations = None, None, []
         for key, value in scope["headers"]:
             if key == b"authorization":
                 authorizations.append(value.decode("latin-1"))
             elif key == b"content-type":
                 content_type = value.decode("latin-1")
+            elif key == b"accept":
+                accept = value.decode("latin-1")
+        media = b"application/json"
         try:
             if path != "/healthz" and not (self.settings.public_docs and path in _DOCS):
                 check_api_key(self.settings, authorizations)
             body = await _read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout)
             if search is None:
                 return await self.app(scope, _replay(body, receive), send)
-            payload, status = await answer_search(self.app, search.group(1), content_type, body), 200
+            (payload, media), status = await answer_search(self.app, search.group(1), content_type, body,
+                                                           scope.get("query_string", b""), accept), 200
         except ApiError as e:
             payload, status = dumps({"detail": e.detail}), e.status
         except Exception as e:  # never a bare 500 page: log it and answer JSON like the app does
@@ -140,7 +164,7 @@ class Gate:
             extra = [(b"connection", b"close")]  # the rest of the body is not read
         try:
             await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"application/json"),
+                        "headers": [(b"content-type", media),
                                     (b"content-length", str(len(payload)).encode()), *extra]})
             await send({"type": "http.response.body", "body": payload})
         finally:
@@ -155,28 +179,53 @@ class Gate:
 
 
 async def _read_body(scope, receive, max_bytes: int, timeout: float) -> bytes:
-    declared = None
     for key, value in scope["headers"]:
-        if key == b"content-length":
-            declared = value
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise BodyTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+        if key == b"content-length" and value.isdigit() and int(value) > max_bytes:
+            raise BodyTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+    try:
+        # One timer for the whole body (asyncio.timeout: no task per chunk, unlike wait_for).
+        async with _deadline(timeout):
+            return await _receive_all(receive, max_bytes)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise Timeout(f"the request body was not received within {timeout:g} s") from None
+
+
+async def _receive_all(receive, max_bytes: int) -> bytes:
     chunks, seen = [], 0
-    deadline = time.monotonic() + timeout
     while True:
-        try:
-            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
-        except asyncio.TimeoutError:
-            raise Timeout(f"the request body was not received within {timeout:g} s") from None
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise Invalid("client disconnected before sending the whole body")
         chunk = message.get("body", b"")
         seen += len(chunk)
         if seen > max_bytes:  # a body streamed without a Content-Length: stop reading at the limit
             raise BodyTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
-        chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return b"".join(chunks) + chunk if chunks else chunk
+        chunks.append(chunk)
+
+
+if hasattr(asyncio, "timeout"):  # Python >= 3.11
+    _deadline = asyncio.timeout
+else:  # pragma: no cover
+    class _deadline:
+        """asyncio.timeout for Python < 3.11: cancels the waiting task when the time is up."""
+
+        def __init__(self, seconds: float):
+            self.seconds, self.expired = seconds, False
+
+        async def __aenter__(self):
+            task = asyncio.current_task()
+            self.handle = asyncio.get_running_loop().call_later(self.seconds, self._expire, task)
+
+        def _expire(self, task):
+            self.expired = True
+            task.cancel()
+
+        async def __aexit__(self, kind, exc, tb):
+            self.handle.cancel()
+            if self.expired and kind is asyncio.CancelledError:
+                raise asyncio.TimeoutError
 
 
 def _replay(body: bytes, receive):

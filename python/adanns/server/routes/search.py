@@ -8,10 +8,13 @@ fast path is ever bypassed.
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Response
+from typing import Optional
+
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ..deps import IndexName, get_store, require_api_key, run_blocking
-from ..errors import Invalid
+from ..errors import BodyTooLarge, Invalid
+from ..npy import NPY
 from ..schemas import Error, SearchRequest, SearchResponse, TuneRequest, TuneResponse
 from ..search_path import answer_search
 from ..store import Store
@@ -21,13 +24,30 @@ router = APIRouter(prefix="/indexes/{name}", tags=["search"],
                               422: {"model": Error}, 503: {"model": Error}, 507: {"model": Error}})
 
 
-@router.post("/search", response_model=SearchResponse,
-             openapi_extra={"requestBody": {"content": {"application/json": {
-                 "schema": SearchRequest.model_json_schema()}}, "required": True}})
-async def search(request: Request, name: str = IndexName) -> Response:
-    body = await answer_search(request.app, name, request.headers.get("content-type", "application/json"),
-                               await request.body())
-    return Response(body, media_type="application/json")
+_NPY_DOC = ("Body: JSON (one `vector` or a batch of `vectors`, and the knobs), or `application/x-npy`: a float "
+            "(n, d) batch, with the knobs as query parameters (`?k=10&nprobe=32&search_dim=128`: the JSON "
+            "fields but the vectors). `Accept: application/x-npz` answers an .npz of `ids` (n, k) int64, "
+            "`scores` (n, k) float32 (-inf / +inf at padding, id -1) and `mflops` (n,) instead of JSON.")
+
+
+@router.post("/search", response_model=SearchResponse, description=_NPY_DOC,
+             openapi_extra={"requestBody": {"content": {
+                 "application/json": {"schema": SearchRequest.model_json_schema()},
+                 NPY: {"schema": {"type": "string", "format": "binary"}}}, "required": True}})
+async def search(request: Request, name: str = IndexName,
+                 k: Optional[int] = Query(None, description=f"{NPY} bodies only: as the JSON field"),
+                 nprobe: Optional[int] = Query(None, description=f"{NPY} bodies only"),
+                 search_dim: Optional[int] = Query(None, description=f"{NPY} bodies only"),
+                 rerank_dim: Optional[int] = Query(None, description=f"{NPY} bodies only"),
+                 rerank_k: Optional[int] = Query(None, description=f"{NPY} bodies only"),
+                 target_recall: Optional[float] = Query(None, description=f"{NPY} bodies only"),
+                 budget_mflops: Optional[float] = Query(None, description=f"{NPY} bodies only")) -> Response:
+    # The gate (search_path.Gate) answers searches before this route; the route documents them and answers
+    # the same way when the app runs without the gate.
+    body, media = await answer_search(request.app, name, request.headers.get("content-type", "application/json"),
+                                      await request.body(), request.scope.get("query_string", b""),
+                                      request.headers.get("accept"))
+    return Response(body, media_type=media.decode())
 
 
 @router.post("/tune", response_model=TuneResponse, dependencies=[Depends(require_api_key)],
@@ -35,6 +55,9 @@ async def search(request: Request, name: str = IndexName) -> Response:
 async def tune(body: TuneRequest, request: Request, name: str = IndexName, store: Store = Depends(get_store)):
     collection = store.get(name)
     collection.require(writing=True)
+    limit = request.app.state.settings.max_queries
+    if len(body.vectors) > limit:
+        raise BodyTooLarge(f"{len(body.vectors)} queries in one request; the limit is {limit}")
     if len({len(r) for r in body.vectors}) != 1:
         raise Invalid("the vectors of a batch must all have the same length")
     queries = np.array(body.vectors, dtype=np.float32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Optional
 
 import numpy as np
@@ -11,6 +10,7 @@ from pydantic import ValidationError
 
 from ..deps import IndexName, get_store, require_api_key, run_blocking
 from ..errors import BodyTooLarge, Invalid, UnsupportedMediaType, describe_validation
+from ..npy import NPY, npy_at
 from ..schemas import Error, Removal, Upsert, WriteAck
 from ..store import Store
 
@@ -18,7 +18,6 @@ router = APIRouter(prefix="/indexes/{name}/vectors", tags=["vectors"], dependenc
                    responses={401: {"model": Error}, 404: {"model": Error}, 413: {"model": Error},
                               422: {"model": Error}, 503: {"model": Error}, 507: {"model": Error}})
 
-NPY = "application/x-npy"
 _NPY_DOC = (f"Upsert (existing ids are replaced). Body: JSON {{ids, vectors}}, or `{NPY}`: a float (n, dim) "
             "array followed by an int (n,) ids array in the same body, or ids in the `ids` query parameter "
             "(comma-separated, e.g. `?ids=7,8,9`). Without ids, the vectors get consecutive ids after the largest "
@@ -78,8 +77,8 @@ def _rectangular(rows: list) -> np.ndarray:
 
 
 def _read_npy(body: bytes, ids_param: Optional[str]) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    vectors, end = _npy_at(body, 0, "the vectors")
-    second = _npy_at(body, end, "the ids")[0] if end < len(body) else None
+    vectors, end = npy_at(body, 0, "the vectors")
+    second = npy_at(body, end, "the ids")[0] if end < len(body) else None
     if vectors.dtype.kind != "f":
         raise Invalid(f"vectors must be floating-point, got dtype {vectors.dtype}")
     if second is not None and ids_param is not None:
@@ -94,33 +93,6 @@ def _read_npy(body: bytes, ids_param: Optional[str]) -> tuple[np.ndarray, Option
     except (ValueError, OverflowError):
         raise Invalid("the ids query parameter must be comma-separated integers in [0, 2^63)") from None
     return vectors, id_array
-
-
-def _npy_at(body: bytes, start: int, what: str) -> tuple[np.ndarray, int]:
-    """The .npy array at ``start`` of ``body`` and where it ends. The declared shape is checked against the
-    bytes actually present before anything is allocated, and the array is a view of the body."""
-    stream = io.BytesIO(body)
-    stream.seek(start)
-    try:
-        version = np.lib.format.read_magic(stream)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(version, np.lib.format.read_array_header_2_0)
-        shape, fortran, dtype = read_header(stream)
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
-        raise Invalid(f"{what}: body is not a valid .npy array: {e}") from None
-    if dtype.hasobject or dtype.kind not in "fiu":
-        raise Invalid(f"{what}: .npy arrays of dtype {dtype} are not accepted")
-    if any(n < 0 for n in shape):
-        raise Invalid(f"{what}: the .npy header declares a negative shape {shape}")
-    count = 1
-    for n in shape:
-        count *= n
-    offset = stream.tell()
-    size = count * dtype.itemsize
-    if size > len(body) - offset:
-        raise Invalid(f"{what}: the .npy header declares shape {shape} ({size} bytes) but the body holds "
-                      f"{len(body) - offset} bytes after it")
-    array = np.frombuffer(body, dtype, count, offset).reshape(shape, order="F" if fortran else "C")
-    return array, offset + size
 
 
 def _as_invalid(error: ValueError) -> Invalid:
