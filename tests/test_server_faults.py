@@ -271,3 +271,52 @@ def test_a_file_size_limit_under_the_http_service_loses_nothing(tmp_path, rng):
         ids = sorted(acked)
         r = c.post("/indexes/c/search", json={"vectors": np.stack([acked[i] for i in ids]).tolist(), "k": 1})
         assert [h["ids"][0] for h in r.json()["results"]] == ids
+
+
+_CHILD_FSIZE = textwrap.dedent("""
+    import json, resource, sys
+    import numpy as np
+    from adanns.server.errors import ApiError
+    from adanns.server.store import Store
+    data_dir, limit, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    rng = np.random.default_rng(seed)
+    store = Store(data_dir, snapshot_every=2)  # snapshots (index files, ids, meta.json) hit the limit too
+    c = store.get("c")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    for b in range(60):
+        ids = np.arange(5000 + 5 * b, 5005 + 5 * b)
+        x = rng.standard_normal((5, 8)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        try:
+            c.upsert(ids, x)
+            print(json.dumps({"acked": ids.tolist(), "x": x.tolist()}), flush=True)
+        except ApiError as e:
+            print(json.dumps({"rejected": ids.tolist(), "status": e.status}), flush=True)
+    try:
+        c.tune(rng.standard_normal((10, 8)).astype(np.float32), k=3, threads=1)
+        print(json.dumps({"tuned": True}), flush=True)
+    except ApiError as e:
+        print(json.dumps({"tune_status": e.status}), flush=True)
+""")
+
+
+def test_a_real_file_size_limit_on_every_storage_write(tmp_path, rng):
+    """RLIMIT_FSIZE makes every write past the limit fail with EFBIG: log appends, the core's index file,
+    ids.npy, meta.json. Acknowledged writes survive, rejected ones are absent, the collection still loads."""
+    acked = _seed_collection(tmp_path, rng)
+    size = sum(p.stat().st_size for p in (tmp_path / "c").rglob("*") if p.is_file())
+    child = subprocess.run([sys.executable, "-c", _CHILD_FSIZE, str(tmp_path), str(max(size, 4096)),
+                            str(int(rng.integers(1 << 31)))], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    rejected, statuses = set(), set()
+    for line in child.stdout.splitlines():
+        msg = json.loads(line)
+        if "acked" in msg:
+            acked.update(zip(msg["acked"], np.array(msg["x"], np.float32)))
+        elif "rejected" in msg:
+            rejected.update(msg["rejected"])
+            statuses.add(msg["status"])
+    assert rejected and statuses == {507}, child.stdout[-2000:]
+    held = stored(tmp_path)
+    assert set(held) == set(acked) and not (set(held) & rejected)
+    check_vectors_found(tmp_path, acked)
