@@ -15,7 +15,7 @@ $(VENV)/.tools:
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "scikit-build-core>=0.10" "pybind11>=2.12" ninja "cmake>=3.18" "numpy>=1.23" "pytest>=7" "hypothesis>=6"
 	$(PIP) install -q "tqdm>=4.60" "fastapi>=0.110" "pydantic>=2.10" "uvicorn[standard]>=0.29" "prometheus-client>=0.20" "httpx>=0.27" \
-	  "orjson>=3.9" "fastapi-offline>=1.7" "schemathesis>=4.0"
+	  "orjson>=3.9" "msgspec>=0.18" "fastapi-offline>=1.7" "schemathesis>=4.0"
 	touch $@
 
 # Rebuilt when any source changes. Incremental: without build isolation the build tools are the ones in
