@@ -3,7 +3,11 @@
 Both levels run in this process, timed in turns (avx2, avx512, avx2, ...) so that the load of a shared
 machine hits both alike; the ratio is AVX2 time / AVX-512 time (> 1: AVX-512BW is faster).
 
-Sections (``--only``, comma-separated; default both):
+Sections (``--only``, comma-separated; default all three):
+
+  kernel      benchmarks/fastscan_kernel.cpp compiled against the Release core in build/ (what `make install`
+              built) and run: fastscan_scan_many alone, codes in L2 (32k rows) and L3 (1M rows), 1/4/8
+              queries per call, best of many short timings in turns. Skipped without g++ or build/.
 
   exhaustive  OPQIndex(nbits=4, opq=False, store_vectors=False) over the first 192 coordinates of the base
               tiled to --n codes: --nq queries in one call (the kernel's groups of queries sharing each load
@@ -23,19 +27,25 @@ from __future__ import annotations
 import _common  # noqa: F401  (first: pins BLAS/OpenMP to one thread before numpy loads)
 
 import argparse
+import glob
+import shutil
+import subprocess
+import tempfile
 import time
+
+from pathlib import Path
 
 import numpy as np
 
 import adanns
 from adanns import _core
 
-from _common import (add_data_arg, cpu_summary, load_corpus, machine_info, print_table, recall_at,
+from _common import (REPO_ROOT, add_data_arg, cpu_summary, load_corpus, machine_info, print_table, recall_at,
                      time_interleaved, write_results)
 
 K = 10
 THREADS = 1
-SECTIONS = ("exhaustive", "ivfopq")
+SECTIONS = ("kernel", "exhaustive", "ivfopq")
 LEVELS = ("avx2", "avx512")
 
 
@@ -64,6 +74,33 @@ def compare(fn, repeats: int) -> tuple[float, float, float, list[float]]:
     a, b = t["avx2"], t["avx512"]
     rounds = [x / y for x, y in zip(a.runs, b.runs)]
     return a.best, b.best, a.best / b.best, rounds
+
+
+def section_kernel(c, args) -> dict:
+    libs = sorted(glob.glob(str(REPO_ROOT / "build" / "cp*" / "libadanns_core.a")),
+                  key=lambda p: Path(p).stat().st_mtime)  # the newest build
+    if not libs or not shutil.which("g++"):
+        print("kernel: skipped (needs g++ and build/cp*/libadanns_core.a from `make install`)")
+        return {"summary": ["skipped: no g++ or no Release core in build/"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = str(Path(tmp) / "fastscan_kernel")
+        subprocess.run(["g++", "-O2", "-std=c++17", f"-I{REPO_ROOT / 'cpp' / 'include'}",
+                        str(REPO_ROOT / "benchmarks" / "fastscan_kernel.cpp"), libs[-1], "-lpthread", "-o", exe],
+                       check=True)
+        out = subprocess.run([exe, str(args.kernel_rounds)], check=True, capture_output=True, text=True).stdout
+    print(out)
+    rows = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 8 and f[0].isdigit():
+            lo, hi = f[7].split("-")
+            rows.append([int(f[0]), int(f[1]), int(f[2]), float(f[3]), float(f[4]), float(f[5]), float(f[6]),
+                         f"{lo}-{hi}"])
+    table = {"title": f"fastscan_scan_many alone, 1 thread: AVX2 vs AVX-512BW kernel (G codes/s, best of "
+                      f"{args.kernel_rounds} short timings in turns; ratio > 1: AVX-512BW faster)",
+             "columns": ["m", "rows", "queries per call", "avx2 Gcodes/s", "avx512bw Gcodes/s", "ratio (best)",
+                         "ratio (median round)", "round ratios min-max"], "rows": rows}
+    return {"tables": [table], "core": libs[-1], "output": out}
 
 
 def section_exhaustive(c, args) -> dict:
@@ -122,8 +159,9 @@ def section_ivfopq(c, args) -> dict:
             adanns.set_simd_level(lv)
             recs[lv] = recall_at(fn().ids, c.gt)
         ta, tb, ratio, rounds = compare(fn, args.repeats)
-        rows.append([args.nlist, args.cluster_dim, m, pq_dim, nprobe, rk, round(recs["avx2"], 4), round(recs["avx512"], 4),
-                     round(nq / ta), round(nq / tb), round(ratio, 3), " ".join(f"{r:.2f}" for r in rounds)])
+        rows.append([args.nlist, args.cluster_dim, m, pq_dim, nprobe, rk, round(recs["avx2"], 4),
+                     round(recs["avx512"], 4), round(nq / ta), round(nq / tb), round(ratio, 3),
+                     " ".join(f"{r:.2f}" for r in rounds)])
         print_table(f"ivfopq m={m} nprobe={nprobe}", COLS_IVF, rows[-1:])
     table = {"title": f"IVFOPQIndex(nbits=4) + re-rank, {nq:,} queries, top-{K}, 1 thread, whole pipeline at the avx2 "
                       f"vs avx512 level (QPS, best of {args.repeats} in turns; ratio > 1: avx512 faster)",
@@ -140,6 +178,7 @@ def main() -> None:
     add_data_arg(ap)
     ap.add_argument("--only", default=",".join(SECTIONS))
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--kernel-rounds", type=int, default=31)
     ap.add_argument("--n", type=int, default=1_000_000, help="codes in the exhaustive scan")
     ap.add_argument("--nq", type=int, default=200, help="queries in the batch call")
     ap.add_argument("--single", type=int, default=50, help="queries searched one call each")
@@ -159,7 +198,7 @@ def main() -> None:
         raise SystemExit(f"this CPU lacks the SIMD level(s) {', '.join(missing)}: nothing to compare")
     c = load_corpus(args.data)
     print(cpu_summary(machine_info()), "| fast-scan kernels:", kernel_names(), flush=True)
-    fns = {"exhaustive": section_exhaustive, "ivfopq": section_ivfopq}
+    fns = {"kernel": section_kernel, "exhaustive": section_exhaustive, "ivfopq": section_ivfopq}
     saved = adanns.simd_level()
     try:
         for name in [s for s in args.only.split(",") if s]:

@@ -432,7 +432,8 @@ static void test_fastscan_levels_on_awkward_sizes() {
           std::vector<const uint8_t*> tp(nq);
           std::vector<uint16_t*> sp(nq);
           std::vector<uint32_t*> mp(nq);
-          for (size_t i = 0; i < nq; ++i) tp[i] = tables[i].data() + 1, sp[i] = out[i].data() + 1, mp[i] = mask[i].data();
+          for (size_t i = 0; i < nq; ++i)
+            tp[i] = tables[i].data() + 1, sp[i] = out[i].data() + 1, mp[i] = mask[i].data();
           fastscan_scan_many(blocks.data() + 1, nb, m, nq, tp.data(), thr.data(), sp.data(), mp.data());
           for (size_t i = 0; i < nq; ++i) {
             bool ok = out[i][0] == kSentinel && mask[i][nb] == 0xDEADBEEFu;

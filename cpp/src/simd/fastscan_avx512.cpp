@@ -1,9 +1,9 @@
 // AVX-512BW fast-scan (built with -mavx512bw; used only when the CPU reports AVX512BW): the AVX2
 // kernel's arithmetic (see fastscan_avx2.cpp: `all` and `odd` 16-bit accumulators, exact modulo
 // 2^16) on two pairs of sub-quantizers per 64-byte load, the four tables in the four 128-bit lanes;
-// two such loads per step of the loop. An odd last pair goes through 256-bit registers into the low half. At the end of each block the
-// four lanes of the four accumulators are folded together (rows 0-31 in order in one zmm) and one
-// unsigned 16-bit compare gives the block's 32-bit mask directly.
+// two such loads per step of the loop. An odd last pair goes through 256-bit registers into the low
+// half. At the end of each block the four lanes of the four accumulators are folded together (rows
+// 0-31 in order in one zmm) and one unsigned 16-bit compare gives the block's 32-bit mask directly.
 // Four queries share each load of codes (16 of the 32 zmm registers hold accumulators).
 #include <immintrin.h>
 
