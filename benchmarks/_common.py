@@ -33,7 +33,7 @@ DEFAULT_DATA = REPO_ROOT / ".." / "shared" / "data" / "wordnet-minilm"
 
 # CPU flags worth showing in the Markdown header (the JSON keeps the full list).
 _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
-               "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+               "avx512_vnni", "avx512_vbmi", "avx512_vpopcntdq", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
 
 # ----------------------------------------------------------------------------------------- corpus

@@ -3,6 +3,10 @@
 References are numpy computations written independently of the core (integer sums, float64 ADC).
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -78,6 +82,49 @@ def test_quantized_sums_are_within_the_documented_bound(rng, m, negate):
     bound = m * inv_scale / 2  # one rounding of at most half a step per sub-quantizer
     slack = 1e-5 * (np.abs(exact).max() + np.abs(t).max(1).sum())  # float32 bias and scale
     assert np.abs(approx - exact).max() <= bound + slack
+
+
+def cpu_flags():
+    """The CPU's feature flags as Linux reports them (empty where /proc/cpuinfo is absent)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next((ln for ln in f if ln.startswith("flags")), ":").split(":", 1)[1].split())
+    except OSError:
+        return set()
+
+
+def test_each_level_runs_its_own_fastscan_kernel():
+    """ADANNS_SIMD=avx512 runs the AVX-512BW kernel exactly when the CPU has AVX512BW (AVX-512F alone
+    does not imply the byte shuffles on zmm); the other levels run their own."""
+    flags = cpu_flags()
+    for level in adanns.available_simd_levels():
+        out = subprocess.run([sys.executable, "-c", "from adanns import _core; print(_core.fastscan_kernel_name())"],
+                             env=dict(os.environ, ADANNS_SIMD=level), capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        want = {"scalar": {"scalar"}, "avx2": {"avx2"}}.get(level)
+        if want is None:  # avx512
+            want = {"avx512bw"} if "avx512bw" in flags else {"avx2"} if flags else {"avx2", "avx512bw"}
+        assert out.stdout.strip() in want, (level, out.stdout)
+
+
+# pair counts 1, 2, 3, 5, 6, 7, 8, 9: every remainder of the AVX-512 kernel's steps of 4, 2 and 1 pairs
+@pytest.mark.parametrize("m", [1, 3, 6, 9, 11, 13, 16, 17])
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_many_query_scan_is_identical_on_every_level(rng, m, metric):
+    """The exhaustive scan shares each load of codes among 4 (AVX-512BW) or 2 (AVX2) queries; with
+    the float tables level-independent (no rotation) every level returns the scalar level's ids and
+    scores bit for bit, for query counts that leave every remainder of those groups."""
+    n = int(rng.integers(1, 300))
+    x = rng.standard_normal((n, 4 * m)).astype(np.float32)
+    q = rng.standard_normal((11, 4 * m)).astype(np.float32)
+    ix = adanns.OPQIndex(4 * m, m, 4 * m, metric=metric, nbits=4, opq=False, seed=int(rng.integers(1 << 31)))
+    ix.train(rng.standard_normal((max(n, 64), 4 * m)).astype(np.float32))
+    ix.add(x)
+    for nq in (1, 2, 3, 4, 5, 6, 7, 11):
+        res = on_every_level(lambda: ix.search(q[:nq], k=min(n, 12)))
+        for level, r in res.items():
+            assert np.array_equal(r.ids, res["scalar"].ids), (level, nq)
+            assert np.array_equal(r.scores, res["scalar"].scores), (level, nq)
 
 
 # -------------------------------------------------------------------------------------- indices

@@ -54,7 +54,7 @@ void fastscan_quantize(const float* lut, size_t m, bool negate, FastScanLut* out
 
 // For blocks [0, nblocks) of a blocked array: sums[32 b + r] = sum over j of table entry (j, code j
 // of row r), and bit r of masks[b] set when that sum <= threshold. Dispatched on the active SIMD
-// level (the avx512 level runs the AVX2 kernel).
+// level (the avx512 level runs the AVX-512BW kernel, or the AVX2 one on a CPU without AVX512BW).
 void fastscan_scan(const uint8_t* blocks, size_t nblocks, size_t m, const uint8_t* table, uint16_t threshold,
                    uint16_t* sums, uint32_t* masks);
 
@@ -63,7 +63,7 @@ void fastscan_scan(const uint8_t* blocks, size_t nblocks, size_t m, const uint8_
 void fastscan_scan_many(const uint8_t* blocks, size_t nblocks, size_t m, size_t nq, const uint8_t* const* tables,
                         const uint16_t* thresholds, uint16_t* const* sums, uint32_t* const* masks);
 
-// Name of the fast-scan kernel the active level runs ("scalar" or "avx2").
+// Name of the fast-scan kernel the active level runs ("scalar", "avx2" or "avx512bw").
 const char* fastscan_kernel_name();
 
 }  // namespace adanns

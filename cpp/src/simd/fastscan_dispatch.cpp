@@ -1,6 +1,6 @@
 // Chooses the fast-scan kernel from the active SIMD level at every call (ADANNS_SIMD and
-// set_simd_level apply). The avx512 level runs the AVX2 kernel: a zmm (AVX512BW) version was
-// written but never run on an AVX-512 machine, so it is not shipped.
+// set_simd_level apply). Byte shuffles and 16-bit adds on zmm registers are AVX512BW, which
+// AVX-512F (all the avx512 level requires) does not imply: without it that level runs the AVX2 kernel.
 #include "adanns/fastscan.h"
 #include "adanns/simd.h"
 #include "fastscan_kernels.h"
@@ -8,10 +8,22 @@
 namespace adanns {
 
 namespace {
+bool cpu_has_avx512bw() {
+#ifdef ADANNS_HAVE_X86_KERNELS
+  __builtin_cpu_init();
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return has;
+#else
+  return false;
+#endif
+}
+
 const simd::FastScanKernels& fastscan_kernels() {
 #ifdef ADANNS_HAVE_X86_KERNELS
   switch (active_simd_level()) {
     case SimdLevel::AVX512:
+      if (cpu_has_avx512bw()) return simd::fastscan_avx512_kernels;
+      return simd::fastscan_avx2_kernels;
     case SimdLevel::AVX2:
       return simd::fastscan_avx2_kernels;
     case SimdLevel::Scalar:

@@ -22,6 +22,7 @@ struct FastScanKernels {
 extern const FastScanKernels fastscan_scalar_kernels;
 #ifdef ADANNS_HAVE_X86_KERNELS
 extern const FastScanKernels fastscan_avx2_kernels;
+extern const FastScanKernels fastscan_avx512_kernels;  // needs AVX512BW
 #endif
 
 // Where the nibble of (row r of a block, sub-quantizer j) lives: byte offset in the block and
