@@ -10,6 +10,8 @@ threads=, **knobs)``.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from . import _validate as v
@@ -62,6 +64,22 @@ class Tunable:
             cached = (raw, tuning.frontiers_from_meta(raw))
             self._frontier_cache = cached
         return dict(cached[1])
+
+    def _check_frontiers(self) -> None:
+        """Raises ValueError when the stored frontier (read from a file) is malformed or names a setting
+        this kind's ``search`` does not take; a frontier of another format version is left for
+        :meth:`frontiers` to report."""
+        try:
+            frontiers = self.frontiers()
+        except tuning.FrontierVersionError:
+            return
+        knobs = set(inspect.signature(self.search).parameters) - _RESERVED - {"q"}
+        for k, f in frontiers.items():
+            for p in f.points:
+                unknown = sorted(set(p.params) - knobs)
+                if unknown:
+                    raise ValueError(f"the tuned frontier for k={k} holds settings {unknown} that "
+                                     f"{type(self).__name__}.search does not take")
 
     def _search_tuned(self, q, k, threads, target_recall, budget_mflops, explicit: dict):
         """``search`` with every knob chosen from the frontier for a target recall or a budget; ``explicit``

@@ -1,0 +1,392 @@
+"""File-format fuzz: seeded mutations of a saved index of every kind, loaded in a child process.
+
+Each mutant must either load into an index that passes a self-consistency check (_fuzz_child.py) or
+raise ValueError: never another exception type, a crash, a hang or a huge allocation (the child runs
+under RLIMIT_AS, so an allocation sized by a corrupt count fails visibly). Mutations come both with
+stale checksums (the checks must catch them) and re-sealed (checksums recomputed, or the file rebuilt
+around mutated sections, so the section parsers themselves see the damage).
+
+The default run is sized for CI; ADANNS_FUZZ_SCALE=<factor> multiplies the mutants per seed file for a
+soak run (e.g. ADANNS_FUZZ_SCALE=50). The seed comes from the ``rng`` fixture (replay:
+ADANNS_TEST_SEED)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import resource
+import select
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import adanns
+from _index_file import KINDS, assemble, checksum64, data_checksum, parse_header, reseal, split
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MUTANTS_PER_FILE = int(60 * float(os.environ.get("ADANNS_FUZZ_SCALE", "1")))
+MEMORY_CAP = 2 << 30  # bytes of address space for the child
+HANG_S = 30.0  # one file taking longer than this to load and check is a hang
+
+
+# ----------------------------------------------------------------------------------------- seed files
+def _x(rng, n, d):
+    return rng.standard_normal((n, d)).astype(np.float32)
+
+
+def _ids(rng, n):
+    return rng.choice(10**6, size=n, replace=False).astype(np.int64) + 10**9
+
+
+def _seed_indexes(rng):
+    """One small saved index of every kind and variant a file can hold: removed ids, a tuned frontier
+    (user metadata), trained and untrained, mmap-able or not."""
+    d, q = 16, _x(rng, 12, 16)
+    out = {}
+
+    flat = adanns.FlatIndex(d, "ip")
+    ids = _ids(rng, 40)
+    flat.add(_x(rng, 40, d), ids=ids)
+    flat.remove(ids[::6])
+    flat.tune(q, k=5)
+    out["flat-ip-tuned"] = flat
+    flat = adanns.FlatIndex(8, "l2")
+    flat.add(_x(rng, 25, 8))
+    out["flat-l2"] = flat
+    out["flat-cosine-empty"] = adanns.FlatIndex(8, "cosine")
+
+    ivf = adanns.IVFIndex(d, 4, metric="l2", cluster_dim=8)
+    ivf.train(_x(rng, 80, d))
+    ids = _ids(rng, 60)
+    ivf.add(_x(rng, 60, d), ids=ids)
+    ivf.remove(ids[::5])
+    ivf.tune(q, k=5)
+    out["ivf-l2-tuned"] = ivf
+    ivf = adanns.IVFIndex(8, 3, metric="cosine")
+    ivf.train(_x(rng, 30, 8))
+    ivf.add(_x(rng, 20, 8))
+    out["ivf-cosine"] = ivf
+    out["ivf-untrained"] = adanns.IVFIndex(8, 3)
+
+    opq = adanns.OPQIndex(d, 4, 16, opq=True, nbits=8, seed=1)
+    opq.train(_x(rng, 300, d), opq_niter=2, pq_niter=3)
+    ids = _ids(rng, 40)
+    opq.add(_x(rng, 40, d), ids=ids)
+    opq.remove(ids[:3])
+    opq.tune(q, k=5)
+    out["opq-8bit-tuned"] = opq
+    pq = adanns.OPQIndex(d, 4, 8, opq=False, nbits=4, store_vectors=False, metric="l2")
+    pq.train(_x(rng, 40, d), pq_niter=3)
+    pq.add(_x(rng, 30, d))
+    out["pq-4bit-codes-only"] = pq
+    out["opq-untrained"] = adanns.OPQIndex(8, 2, 8)
+
+    ivfopq = adanns.IVFOPQIndex(d, 3, cluster_dim=8, m=4, pq_dim=8, nbits=4, residual=True, seed=2)
+    ivfopq.train(_x(rng, 60, d), opq_niter=2)
+    ids = _ids(rng, 45)
+    ivfopq.add(_x(rng, 45, d), ids=ids)
+    ivfopq.remove(ids[10:14])
+    ivfopq.tune(q, k=5)
+    out["ivfopq-4bit-residual-tuned"] = ivfopq
+    ivfopq = adanns.IVFOPQIndex(d, 2, m=2, pq_dim=16, nbits=8, residual=False, opq=False)
+    ivfopq.train(_x(rng, 260, d), pq_niter=2)
+    ivfopq.add(_x(rng, 20, d))
+    out["ivfpq-8bit"] = ivfopq
+
+    codes = rng.integers(0, 256, (30, 3), dtype=np.uint8)
+    ids = _ids(rng, 30)
+    binary = adanns.BinaryIndex(24, codes=codes, vectors=_x(rng, 30, 8), ids=ids)
+    binary.remove(ids[::7])
+    binary.build_hash(2)
+    out["binary-24bit-vectors-hash"] = binary
+    out["binary-128bit"] = adanns.BinaryIndex(128, codes=rng.integers(0, 256, (20, 16), dtype=np.uint8))
+
+    bz = adanns.BinarizedIndex(d, bits=16, rotation="itq", seed=3)
+    bz.train(_x(rng, 50, d))
+    bz.add(_x(rng, 30, d), ids=_ids(rng, 30))
+    bz.tune(q, k=5)
+    out["binarized-itq-tuned"] = bz
+    bz = adanns.BinarizedIndex(12, bits=8, center=False)
+    bz.train(_x(rng, 10, 12))
+    bz.add(_x(rng, 10, 12))
+    out["binarized-plain"] = bz
+    return out
+
+
+# ----------------------------------------------------------------------------------------- mutations
+U64_VALUES = [0, 1, 2, 3, 4, 7, 8, 0x7F, 0xFF, 0x100, 0xFFFF, 1 << 24, (1 << 24) + 1, 0x7FFFFFFF, 1 << 31,
+              0xFFFFFFFF, 1 << 32, 1 << 40, 1 << 60, (1 << 63) - 1, 1 << 63, (1 << 64) - 1, (1 << 64) - 8]
+BYTE_VALUES = [0x00, 0xFF, 0x7F, 0x80, 0x01, 0xFE]
+FLOAT_VALUES = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 3.4e38, 1e-45]
+
+
+def _put_u64(b: bytearray, off: int, v: int) -> None:
+    off = max(0, min(off, len(b) - 8))
+    if len(b) >= 8:
+        b[off:off + 8] = struct.pack("<Q", v & ((1 << 64) - 1))
+
+
+def _u64_value(rng, old: int) -> int:
+    if rng.random() < 0.3:  # near the original: off-by-one counts and sizes
+        return int(max(0, old + int(rng.choice([-2, -1, 1, 2, old, -old // 2]))))
+    return int(rng.choice(U64_VALUES))
+
+
+def _bytes_op(b: bytes, rng, boundaries: list) -> tuple[str, bytes]:
+    """One random byte-level damage to ``b`` (a file or a section); the name says which."""
+    b = bytearray(b)
+    n = len(b)
+    pos = lambda: int(rng.integers(0, n)) if n else 0  # noqa: E731
+    where = lambda: int(rng.choice(boundaries)) if boundaries and rng.random() < 0.5 else pos()  # noqa: E731
+    op = rng.choice(["flip", "bytes", "u64", "truncate", "insert", "delete", "swap", "append", "float"])
+    if n == 0 and op not in ("insert", "append"):
+        op = "append"
+    if op == "flip":
+        for _ in range(int(rng.integers(1, 5))):
+            b[pos()] ^= 1 << int(rng.integers(0, 8))
+    elif op == "bytes":
+        p = pos()
+        for j in range(int(rng.integers(1, 9))):
+            if p + j < n:
+                b[p + j] = int(rng.choice(BYTE_VALUES))
+    elif op == "u64":
+        p = pos()
+        p -= p % int(rng.choice([8, 4, 1]))
+        old = struct.unpack_from("<Q", bytes(b[max(0, min(p, n - 8)):]).ljust(8, b"\0"))[0]
+        _put_u64(b, p, _u64_value(rng, old))
+    elif op == "truncate":
+        b = b[:min(where(), n - 1)]
+    elif op == "insert":
+        p = where() if n else 0
+        b[p:p] = bytes(rng.integers(0, 256, int(rng.choice([1, 3, 4, 8, 64])), dtype=np.uint8))
+    elif op == "delete":
+        p = where()
+        del b[p:p + int(rng.choice([1, 3, 4, 8, 64]))]
+    elif op == "swap":  # two equal-length chunks exchanged
+        w = int(rng.integers(1, max(2, n // 4)))
+        i, j = sorted(int(x) for x in rng.integers(0, max(1, n - w), 2))
+        if j >= i + w:
+            b[i:i + w], b[j:j + w] = b[j:j + w], b[i:i + w]
+    elif op == "append":
+        b += bytes(int(rng.choice(BYTE_VALUES)) for _ in range(int(rng.choice([1, 4, 8, 64]))))
+    elif op == "float":
+        p = pos() // 4 * 4
+        if p + 4 <= n:
+            b[p:p + 4] = struct.pack("<f", float(rng.choice(FLOAT_VALUES)))
+    return str(op), bytes(b)
+
+
+def _json_mutation(value, rng):
+    """A structurally damaged copy of a JSON value: a key dropped, a value of the wrong type or range."""
+    if isinstance(value, dict) and value and rng.random() < 0.8:
+        key = list(value)[int(rng.integers(0, len(value)))]
+        out = dict(value)
+        r = rng.random()
+        if r < 0.2:
+            del out[key]
+        elif r < 0.6:
+            out[key] = _json_mutation(value[key], rng)
+        else:
+            out[key] = [None, "x", -1, 0, 1e308, [], {}, True, 2**70, [1, 2]][int(rng.integers(0, 10))]
+        return out
+    if isinstance(value, list) and value and rng.random() < 0.8:
+        out = list(value)
+        i = int(rng.integers(0, len(out)))
+        if rng.random() < 0.3:
+            del out[i]
+        else:
+            out[i] = _json_mutation(out[i], rng)
+        return out
+    if isinstance(value, str) and value and rng.random() < 0.5:
+        return value[: int(rng.integers(0, len(value)))]  # e.g. a cut base64 array
+    return [None, "x", -1, 0, 0.5, float("nan"), 1e308, [], {}, True, 2**70][int(rng.integers(0, 11))]
+
+
+def _user_meta_span(meta: bytes):
+    """(start, end) of the JSON user metadata inside a metadata section (it follows its u64 length), or None."""
+    start = meta.find(b'{"')
+    while start >= 8:
+        end = start + struct.unpack_from("<Q", meta, start - 8)[0]
+        if end <= len(meta):
+            try:
+                json.loads(meta[start:end])
+                return start, end
+            except ValueError:
+                pass
+        start = meta.find(b'{"', start + 1)
+    return None
+
+
+def _with_user_meta(meta: bytes, span, text: bytes) -> bytes:
+    start, end = span
+    return meta[:start - 8] + struct.pack("<Q", len(text)) + text + meta[end:]
+
+
+def mutants(raw: bytes, ids: np.ndarray, rng, n: int):
+    """``n`` (family, operation, bytes) mutants of the well-formed file ``raw`` holding ``ids``."""
+    kind, meta, data = split(raw)
+    h = parse_header(raw)
+    meta_end, data_off = h["meta_off"] + h["meta_size"], h["data_off"]
+    file_bounds = [0, 8, 12, 16, 24, 40, 56, 64, 71, 72, meta_end, data_off, data_off + 4, len(raw) // 2, len(raw) - 1]
+    meta_bounds = [8 * i for i in range(min(16, len(meta) // 8 + 1))] + [len(meta)]
+    id_offsets = [meta.find(struct.pack("<q", int(i))) for i in ids[:50]]
+    id_offsets = [o for o in id_offsets if o >= 0]
+    span = _user_meta_span(meta)
+    families = ["stale", "resealed", "meta", "meta-fields", "data", "sections", "header", "ids", "user-meta"]
+    for _ in range(n):
+        fam = str(rng.choice(families))
+        if fam in ("stale", "resealed"):  # damage anywhere in the file
+            op, out = _bytes_op(raw, rng, file_bounds)
+            yield fam, op, out if fam == "stale" else reseal(out)
+        elif fam == "meta":  # the metadata damaged, the container rebuilt around it
+            op, m = _bytes_op(meta, rng, meta_bounds)
+            yield fam, op, assemble(kind, m, data)
+        elif fam == "meta-fields":  # the leading u64 parameters and counts, one or two at a time
+            m = bytearray(meta)
+            for _ in range(int(rng.choice([1, 1, 2]))):
+                p = 8 * int(rng.integers(0, min(16, len(meta) // 8)))
+                _put_u64(m, p, _u64_value(rng, struct.unpack_from("<Q", meta, p)[0]))
+            yield fam, "u64", assemble(kind, bytes(m), data)
+        elif fam == "data":
+            op, d = _bytes_op(data, rng, [0, len(data) // 2, len(data) - 4, len(data)])
+            yield fam, op, assemble(kind, meta, d)
+        elif fam == "sections":  # whole sections swapped, emptied, mislabelled
+            op = str(rng.choice(["swap", "no-meta", "no-data", "kind", "version", "double-data"]))
+            if op == "swap":
+                out = assemble(kind, data, meta)
+            elif op == "no-meta":
+                out = assemble(kind, b"", data)
+            elif op == "no-data":
+                out = assemble(kind, meta, b"")
+            elif op == "kind":  # another kind's parser reads this kind's sections
+                out = assemble(int(rng.choice([0, 5, 2**31] + [k for k in KINDS.values() if k != kind])), meta, data)
+            elif op == "version":
+                out = assemble(kind, meta, data, version=int(rng.choice([0, 2, 2**32 - 1])))
+            else:
+                out = assemble(kind, meta, data + data)
+            yield fam, op, out
+        elif fam == "header":  # header fields changed, checksums recomputed: the offset checks
+            b = bytearray(raw)
+            p = int(rng.choice([16, 24, 32, 40]))
+            _put_u64(b, p, _u64_value(rng, struct.unpack_from("<Q", raw, p)[0]))
+            if rng.random() < 0.3:
+                b = b[:int(rng.integers(72, len(b)))] if rng.random() < 0.5 else b + bytes(int(rng.integers(1, 128)))
+            yield fam, "offsets", reseal(bytes(b))
+        elif fam == "ids" and id_offsets:  # an id duplicated, negative, huge, or a fresh valid one
+            m = bytearray(meta)
+            p = int(rng.choice(id_offsets))
+            v = [int(ids[0]), int(ids[-1]), -1, -(2**63), 2**63 - 1, 0, 12345][int(rng.integers(0, 7))]
+            m[p:p + 8] = struct.pack("<q", v)
+            yield fam, "id", assemble(kind, bytes(m), data)
+        elif fam == "user-meta" and span is not None:
+            start, end = span
+            doc = json.loads(meta[start:end])
+            r = rng.random()
+            if r < 0.7:
+                text = json.dumps(_json_mutation(doc, rng)).encode()
+            elif r < 0.85:
+                text = meta[start:end][: int(rng.integers(0, end - start))]  # cut JSON
+            else:
+                text = rng.choice([b"[]", b"null", b"\xff\xfe", b'{"binarizer": null}', b"7", b'"s"'])
+            yield fam, "json", assemble(kind, _with_user_meta(meta, span, text), data)
+        else:
+            op, out = _bytes_op(raw, rng, file_bounds)
+            yield "resealed", op, reseal(out)
+
+
+# ----------------------------------------------------------------------------------------- the child
+def _limit_memory():
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+
+def run_child(manifest_path: str, count: int) -> dict:
+    """Outcome line per manifest entry; a crash or hang is blamed on the entry in progress and the
+    child restarted after it."""
+    outcomes, start = {}, 0
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    while start < count:
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_fuzz_child.py"), manifest_path, str(start)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_limit_memory,
+                                text=True, bufsize=1)
+        current, deadline = None, time.monotonic() + HANG_S + 30  # + start-up
+        while True:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                proc.kill()
+                proc.wait()
+                outcomes[current if current is not None else start] = ("FAIL", f"hang: no answer in {HANG_S} s")
+                break
+            line = proc.stdout.readline()
+            if not line:  # the child exited
+                rc = proc.wait()
+                err = proc.stderr.read()[-2000:]
+                if current is not None:
+                    outcomes[current] = ("FAIL", f"crash: exit status {rc}: {err}")
+                elif start not in outcomes and rc != 0:
+                    outcomes[start] = ("FAIL", f"child failed to start: exit status {rc}: {err}")
+                break
+            tag, idx, *rest = line.rstrip("\n").split(" ", 3)
+            if tag == "B":
+                current, deadline = int(idx), time.monotonic() + HANG_S
+            else:
+                outcomes[int(idx)] = (rest[0], rest[1] if len(rest) > 1 else "")
+                current = None
+        start = max(outcomes) + 1 if outcomes else count
+    return outcomes
+
+
+def _message_class(msg: str) -> str:
+    """A ValueError message without its numbers and path, for the tally of what caught the damage."""
+    msg = re.sub(r"'[^']*'", "''", msg)
+    return re.sub(r"-?\d+", "N", msg)[:90]
+
+
+# ----------------------------------------------------------------------------------------- the test
+def test_mutated_index_files_load_or_raise_value_error(tmp_path, rng):
+    seed = int(rng.integers(2**32))
+    mrng = np.random.default_rng(seed)
+    manifest, labels = [], []
+    for name, ix in _seed_indexes(mrng).items():
+        path = tmp_path / f"{name}.adanns"
+        ix.save(path)
+        raw = path.read_bytes()
+        ids = np.asarray(ix.ids())
+        mappable = not isinstance(ix, (adanns.BinaryIndex, adanns.BinarizedIndex, adanns.OPQIndex, adanns.IVFOPQIndex))
+        for j, (fam, op, out) in enumerate(mutants(raw, ids, mrng, MUTANTS_PER_FILE)):
+            p = tmp_path / f"{name}.{j}.adanns"
+            p.write_bytes(out)
+            mmap, verify = (False, True)
+            if mappable:
+                mmap, verify = [(False, True), (True, True), (True, False)][j % 3]
+            manifest.append({"path": str(p), "mmap": mmap, "verify": verify})
+            labels.append((name, fam, op))
+    manifest_path = tmp_path / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest))
+    t0 = time.monotonic()
+    outcomes = run_child(str(manifest_path), len(manifest))
+    elapsed = time.monotonic() - t0
+
+    by_class = collections.Counter(cls for cls, _ in outcomes.values())
+    by_family = collections.defaultdict(collections.Counter)
+    reasons = collections.Counter()
+    for i, (cls, detail) in outcomes.items():
+        by_family[labels[i][1]][cls] += 1
+        if cls == "ValueError":
+            reasons[_message_class(detail)] += 1
+    print(f"\nformat fuzz: seed {seed}, {len(manifest)} mutants of {len(manifest) // MUTANTS_PER_FILE} seed files, "
+          f"{elapsed:.1f} s; outcomes {dict(by_class)}")
+    for fam, c in sorted(by_family.items()):
+        print(f"  {fam:12s} {dict(c)}")
+    print(f"  {len(reasons)} distinct ValueError messages; most common:")
+    for msg, c in reasons.most_common(12):
+        print(f"    {c:5d}  {msg}")
+    failures = [(labels[i], detail) for i, (cls, detail) in sorted(outcomes.items()) if cls not in ("ok", "ValueError")]
+    assert len(outcomes) == len(manifest)
+    assert not failures, f"{len(failures)} mutants neither loaded cleanly nor raised ValueError (seed {seed}):\n" + \
+        "\n".join(f"{lab}: {d[:600]}" for lab, d in failures[:15])
