@@ -32,8 +32,7 @@ void FlatIndex::add(const float* x, size_t n, const idx_t* ids) {
   if (ids) {
     ids_.check_new(ids, n);
   } else {
-    given.resize(n);
-    for (size_t i = 0; i < n; ++i) given[i] = ids_.next_id() + static_cast<idx_t>(i);
+    given = ids_.default_ids(n);
     ids = given.data();
   }
   rows_.reserve_more(n, dim_);
