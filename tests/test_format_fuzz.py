@@ -30,7 +30,7 @@ import adanns
 from _index_file import KINDS, assemble, checksum64, data_checksum, parse_header, reseal, split
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MUTANTS_PER_FILE = int(60 * float(os.environ.get("ADANNS_FUZZ_SCALE", "1")))
+MUTANTS_PER_FILE = int(200 * float(os.environ.get("ADANNS_FUZZ_SCALE", "1")))
 MEMORY_CAP = 2 << 30  # bytes of address space for the child
 HANG_S = 30.0  # one file taking longer than this to load and check is a hang
 
@@ -389,4 +389,142 @@ def test_mutated_index_files_load_or_raise_value_error(tmp_path, rng):
     failures = [(labels[i], detail) for i, (cls, detail) in sorted(outcomes.items()) if cls not in ("ok", "ValueError")]
     assert len(outcomes) == len(manifest)
     assert not failures, f"{len(failures)} mutants neither loaded cleanly nor raised ValueError (seed {seed}):\n" + \
-        "\n".join(f"{lab}: {d[:600]}" for lab, d in failures[:15])
+        "\n".join(f"{lab}: {d[:400]}" for lab, d in failures[:8])
+
+
+# ----------------------------------------------------------------------------------------- regressions
+# One crafted file per bug the fuzz found: each loaded silently, or failed with another exception type.
+def _resave(tmp_path, ix, edit_meta=None, edit_data=None, name="x.adanns"):
+    """``ix`` saved, its sections edited, and the file rebuilt with valid checksums."""
+    path = tmp_path / name
+    ix.save(path)
+    kind, meta, data = split(path.read_bytes())
+    meta = edit_meta(meta) if edit_meta else meta
+    data = edit_data(data) if edit_data else data
+    path.write_bytes(assemble(kind, meta, data))
+    return path
+
+
+def _edit_user_meta(fn):
+    def edit(meta):
+        start, end = _user_meta_span(meta)
+        return _with_user_meta(meta, (start, end), json.dumps(fn(json.loads(meta[start:end]))).encode())
+    return edit
+
+
+@pytest.fixture
+def binarized(rng):
+    bz = adanns.BinarizedIndex(16, bits=16, rotation="itq", seed=1)
+    bz.train(_x(rng, 40, 16))
+    bz.add(_x(rng, 20, 16))
+    return bz
+
+
+@pytest.mark.parametrize("damage", [
+    lambda m: {**m, "binarizer": {k: v for k, v in m["binarizer"].items() if k != "rotation_matrix"}},  # KeyError
+    lambda m: {**m, "binarizer": 7},  # TypeError
+    lambda m: {**m, "binarizer": {**m["binarizer"], "mean": {"shape": [3], "f8": "AAAAAAAAAAA="}}},  # wrong length
+    lambda m: {**m, "binarizer": {**m["binarizer"], "mean": {"shape": [16], "f8": "!!"}}},  # not base64
+    lambda m: {**m, "binarizer": {**m["binarizer"], "rotation_matrix": None}},  # itq without its matrix
+    lambda m: {**m, "binarizer": {**m["binarizer"], "bits": 8}},  # does not match the codes
+], ids=["missing-key", "not-an-object", "mean-shape", "mean-not-base64", "no-rotation", "bits"])
+def test_damaged_binarizer_raises_value_error(tmp_path, binarized, damage):
+    path = _resave(tmp_path, binarized, edit_meta=_edit_user_meta(damage))
+    with pytest.raises(ValueError, match="binarizer"):
+        adanns.load(path)
+
+
+@pytest.mark.parametrize("damage,match", [
+    (lambda m: {**m, "frontier": [1, 2]}, "malformed"),  # was AttributeError in a later search
+    (lambda m: {**m, "frontier": {k: v for k, v in m["frontier"].items() if k != "frontiers"}}, "malformed"),
+    (lambda m: _set_point(m, "mflops", "x"), "malformed"),  # was KeyError / TypeError
+    (lambda m: _set_point(m, "params", {"nprobe": 2**70}), "malformed"),  # was a TypeError from the native search
+    (lambda m: _set_point(m, "params", {"searCh_dim": 8}), "does not take"),  # was TypeError in the search
+], ids=["list", "no-frontiers", "mflops", "huge-nprobe", "unknown-setting"])
+def test_damaged_frontier_raises_value_error_on_load(tmp_path, rng, damage, match):
+    ivf = adanns.IVFIndex(16, 3, cluster_dim=8)
+    ivf.train(_x(rng, 40, 16))
+    ivf.add(_x(rng, 40, 16))
+    ivf.tune(_x(rng, 8, 16), k=5)
+    with pytest.raises(ValueError, match=match):
+        adanns.load(_resave(tmp_path, ivf, edit_meta=_edit_user_meta(damage)))
+
+
+def _set_point(meta, key, value):
+    meta["frontier"]["frontiers"]["5"]["points"][0][key] = value
+    return meta
+
+
+def test_frontier_of_another_version_still_loads(tmp_path, rng):
+    flat = adanns.FlatIndex(16)
+    flat.add(_x(rng, 30, 16))
+    flat.tune(_x(rng, 8, 16), k=5)
+    path = _resave(tmp_path, flat, edit_meta=_edit_user_meta(lambda m: {**m, "frontier": {**m["frontier"], "version": 99}}))
+    back = adanns.load(path)
+    assert len(back) == 30
+    with pytest.raises(ValueError, match="re-run tune"):
+        back.frontiers()
+
+
+def test_binary_code_with_padding_bits_set_raises_value_error(tmp_path, rng):
+    # 24-bit codes live in 64-bit words; a set padding bit added to every distance (a stored code was
+    # not found by its own lookup)
+    b = adanns.BinaryIndex(24, codes=rng.integers(0, 256, (5, 3), dtype=np.uint8))
+
+    def set_padding(data):
+        d = bytearray(data)
+        d[8 * 2 + 5] = 0x10  # code 2, byte 5 of its word
+        return bytes(d)
+
+    with pytest.raises(ValueError, match="bits set past"):
+        adanns.load(_resave(tmp_path, b, edit_data=set_padding))
+
+
+def test_binary_hash_substrings_wider_than_8_bytes_raise_value_error(tmp_path, rng):
+    b = adanns.BinaryIndex(128, codes=rng.integers(0, 256, (5, 16), dtype=np.uint8))
+    b.build_hash(2)
+
+    def one_substring(meta):
+        return meta[:-8] + struct.pack("<Q", 1)  # the last field: hash substrings (16 bytes in one)
+
+    with pytest.raises(ValueError, match="hash substrings"):
+        adanns.load(_resave(tmp_path, b, edit_meta=one_substring))
+
+
+def test_nonzero_container_padding_raises_value_error(tmp_path, rng):
+    # no checksum covers the bytes between the metadata and the 64-byte aligned data
+    flat = adanns.FlatIndex(8)
+    flat.add(_x(rng, 5, 8))
+    path = tmp_path / "f.adanns"
+    flat.save(path)
+    raw = bytearray(path.read_bytes())
+    h = parse_header(bytes(raw))
+    pad = h["meta_off"] + h["meta_size"]
+    assert pad < h["data_off"], "this test needs a file with padding"
+    raw[pad] = 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="padding"):
+        adanns.load(path)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "pq", "binary"])
+def test_default_ids_past_the_largest_id_are_refused_not_wrapped(tmp_path, rng, kind):
+    # a file (or a caller) holding id 2^63 - 1: the next default id used to overflow to a negative id
+    top = 2**63 - 1
+    if kind == "binary":
+        ix = adanns.BinaryIndex(8, codes=np.zeros((2, 1), np.uint8), ids=[5, top])
+        more = dict(codes=np.zeros((1, 1), np.uint8))
+    else:
+        ix = {"flat": lambda: adanns.FlatIndex(8), "ivf": lambda: adanns.IVFIndex(8, 2),
+              "pq": lambda: adanns.OPQIndex(8, 2, 8, nbits=4)}[kind]()
+        if kind != "flat":
+            ix.train(_x(rng, 40, 8))
+        ix.add(_x(rng, 2, 8), ids=[5, top])
+        more = dict(x=_x(rng, 1, 8))
+    path = tmp_path / "top.adanns"
+    ix.save(path)
+    for index in (ix, adanns.load(path)):
+        with pytest.raises(ValueError, match="2\\^63 - 1"):
+            index.add(**more)
+        index.add(**more, ids=[6])
+        assert sorted(index.ids().tolist()) == [5, 6, top]
