@@ -305,22 +305,23 @@ def _limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
-def run_child(manifest_path: str, count: int) -> dict:
-    """Outcome line per manifest entry; a crash or hang is blamed on the entry in progress and the
-    child restarted after it."""
+def run_child(manifest_path: str, count: int, script: str = os.path.join(HERE, "_fuzz_child.py"),
+              hang_s: float = HANG_S) -> dict:
+    """{entry: (class, detail)} for every manifest entry; a crash or hang is blamed on the entry in
+    progress and the child restarted after it."""
     outcomes, start = {}, 0
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     while start < count:
-        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_fuzz_child.py"), manifest_path, str(start)],
+        proc = subprocess.Popen([sys.executable, script, manifest_path, str(start)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_limit_memory,
                                 text=True, bufsize=1)
-        current, deadline = None, time.monotonic() + HANG_S + 30  # + start-up
+        current, deadline = None, time.monotonic() + hang_s + 30  # + start-up
         while True:
             ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
                 proc.kill()
                 proc.wait()
-                outcomes[current if current is not None else start] = ("FAIL", f"hang: no answer in {HANG_S} s")
+                outcomes[current if current is not None else start] = ("FAIL", f"hang: no answer in {hang_s} s")
                 break
             line = proc.stdout.readline()
             if not line:  # the child exited
@@ -333,7 +334,7 @@ def run_child(manifest_path: str, count: int) -> dict:
                 break
             tag, idx, *rest = line.rstrip("\n").split(" ", 3)
             if tag == "B":
-                current, deadline = int(idx), time.monotonic() + HANG_S
+                current, deadline = int(idx), time.monotonic() + hang_s
             else:
                 outcomes[int(idx)] = (rest[0], rest[1] if len(rest) > 1 else "")
                 current = None
@@ -390,6 +391,34 @@ def test_mutated_index_files_load_or_raise_value_error(tmp_path, rng):
     assert len(outcomes) == len(manifest)
     assert not failures, f"{len(failures)} mutants neither loaded cleanly nor raised ValueError (seed {seed}):\n" + \
         "\n".join(f"{lab}: {d[:400]}" for lab, d in failures[:8])
+
+
+def test_harness_reports_crashes_hangs_and_huge_allocations(tmp_path):
+    # The harness itself must be able to fail: a child that segfaults, hangs, allocates past the memory
+    # cap or raises another type on given entries has each blamed on its entry, and the rest still run.
+    fake = tmp_path / "fake_child.py"
+    fake.write_text(
+        "import ctypes, json, sys, time\n"
+        "m, start = json.load(open(sys.argv[1])), int(sys.argv[2])\n"
+        "for i in range(start, len(m)):\n"
+        "    print(f'B {i}', flush=True)\n"
+        "    what = m[i]['path']\n"
+        "    try:\n"
+        "        if what == 'segv': ctypes.string_at(0)\n"
+        "        if what == 'hang': time.sleep(60)\n"
+        "        if what == 'huge': bytearray(3 << 30)\n"
+        "        if what == 'key': {}['x']\n"
+        "    except MemoryError:\n"
+        "        print(f'E {i} FAIL MemoryError', flush=True); continue\n"
+        "    except KeyError:\n"
+        "        print(f'E {i} FAIL KeyError', flush=True); continue\n"
+        "    print(f'E {i} ValueError fine' if what == 'bad' else f'E {i} ok', flush=True)\n")
+    entries = ["ok", "segv", "bad", "hang", "huge", "key", "ok"]
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([{"path": e} for e in entries]))
+    out = run_child(str(manifest), len(entries), script=str(fake), hang_s=3)
+    assert [out[i][0] for i in range(len(entries))] == ["ok", "FAIL", "ValueError", "FAIL", "FAIL", "FAIL", "ok"]
+    assert "crash" in out[1][1] and "hang" in out[3][1] and "MemoryError" in out[4][1]
 
 
 # ----------------------------------------------------------------------------------------- regressions

@@ -346,7 +346,7 @@ std::unique_ptr<BinaryIndex> BinaryIndex::from_file(IndexFile f) {
   ADANNS_CHECK(index->hash_request_ == 0 || (nbits / 8 + index->hash_request_ - 1) / index->hash_request_ <= 8,
                "corrupt index file: ", index->hash_request_, " hash substrings of ", nbits, "-bit codes");
   r.expect_end();
-  index->ids_.check_new(ids.data(), n);
+  index->ids_.check_loaded(ids.data(), n);
   const uint8_t* data = reinterpret_cast<const uint8_t*>(f.data);
   index->codes_.resize(n * index->words_);
   std::memcpy(index->codes_.data(), data, n * index->words_ * 8);

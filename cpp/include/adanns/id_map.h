@@ -42,6 +42,15 @@ class IdMap {
     }
   }
 
+  // check_new for ids read from a file: a bad one means a corrupt file, not a bad batch.
+  void check_loaded(const idx_t* ids, size_t n) const {
+    try {
+      check_new(ids, n);
+    } catch (const Error& e) {
+      raise("corrupt index file: ", e.what());
+    }
+  }
+
   // Throws KeyError-style (UnknownId) unless every id is present and unique in the batch.
   void check_existing(const idx_t* ids, size_t n) const;
 
