@@ -15,12 +15,14 @@ from __future__ import annotations
 import collections
 import json
 import os
+import queue
 import re
 import resource
-import select
 import struct
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 import numpy as np
@@ -312,32 +314,35 @@ def run_child(manifest_path: str, count: int, script: str = os.path.join(HERE, "
     outcomes, start = {}, 0
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     while start < count:
-        proc = subprocess.Popen([sys.executable, script, manifest_path, str(start)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_limit_memory,
-                                text=True, bufsize=1)
-        current, deadline = None, time.monotonic() + hang_s + 30  # + start-up
-        while True:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                proc.kill()
-                proc.wait()
-                outcomes[current if current is not None else start] = ("FAIL", f"hang: no answer in {hang_s} s")
-                break
-            line = proc.stdout.readline()
-            if not line:  # the child exited
-                rc = proc.wait()
-                err = proc.stderr.read()[-2000:]
-                if current is not None:
-                    outcomes[current] = ("FAIL", f"crash: exit status {rc}: {err}")
-                elif start not in outcomes and rc != 0:
-                    outcomes[start] = ("FAIL", f"child failed to start: exit status {rc}: {err}")
-                break
-            tag, idx, *rest = line.rstrip("\n").split(" ", 3)
-            if tag == "B":
-                current, deadline = int(idx), time.monotonic() + hang_s
-            else:
-                outcomes[int(idx)] = (rest[0], rest[1] if len(rest) > 1 else "")
-                current = None
+        with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a chatty child never blocks on it
+            proc = subprocess.Popen([sys.executable, script, manifest_path, str(start)], stdout=subprocess.PIPE,
+                                    stderr=err, env=env, preexec_fn=_limit_memory, text=True)
+            lines = queue.Queue()  # a reader thread, so a silent child is timed out, not waited for
+            threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put("")], daemon=True).start()
+            current, wait = None, hang_s + 30  # + start-up
+            while True:
+                try:
+                    line = lines.get(timeout=wait)
+                except queue.Empty:
+                    proc.kill()
+                    proc.wait()
+                    outcomes[current if current is not None else start] = ("FAIL", f"hang: no answer in {hang_s} s")
+                    break
+                if not line:  # the child exited
+                    rc = proc.wait()
+                    err.seek(0)
+                    tail = err.read()[-2000:]
+                    if current is not None:
+                        outcomes[current] = ("FAIL", f"crash: exit status {rc}: {tail}")
+                    elif start not in outcomes and (rc != 0 or not outcomes or max(outcomes) < count - 1):
+                        outcomes[start] = ("FAIL", f"child stopped early: exit status {rc}: {tail}")
+                    break
+                tag, idx, *rest = line.rstrip("\n").split(" ", 3)
+                if tag == "B":
+                    current, wait = int(idx), hang_s
+                else:
+                    outcomes[int(idx)] = (rest[0], rest[1] if len(rest) > 1 else "")
+                    current = None
         start = max(outcomes) + 1 if outcomes else count
     return outcomes
 
@@ -417,7 +422,7 @@ def test_harness_reports_crashes_hangs_and_huge_allocations(tmp_path):
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps([{"path": e} for e in entries]))
     out = run_child(str(manifest), len(entries), script=str(fake), hang_s=3)
-    assert [out[i][0] for i in range(len(entries))] == ["ok", "FAIL", "ValueError", "FAIL", "FAIL", "FAIL", "ok"]
+    assert [out[i][0] for i in range(len(entries))] == ["ok", "FAIL", "ValueError", "FAIL", "FAIL", "FAIL", "ok"], out
     assert "crash" in out[1][1] and "hang" in out[3][1] and "MemoryError" in out[4][1]
 
 
