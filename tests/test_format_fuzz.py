@@ -474,7 +474,11 @@ def test_damaged_binarizer_raises_value_error(tmp_path, binarized, damage):
     (lambda m: _set_point(m, "mflops", "x"), "malformed"),  # was KeyError / TypeError
     (lambda m: _set_point(m, "params", {"nprobe": 2**70}), "malformed"),  # was a TypeError from the native search
     (lambda m: _set_point(m, "params", {"searCh_dim": 8}), "does not take"),  # was TypeError in the search
-], ids=["list", "no-frontiers", "mflops", "huge-nprobe", "unknown-setting"])
+    (lambda m: _set_point(m, "params", {"search_dim": 56}), "query length"),  # was ValueError in the search
+    (lambda m: _set_point(m, "params", {"rerank_dim": 16, "rerank_k": 2}), "fewer than k"),
+    (lambda m: {**m, "frontier": {**m["frontier"], "frontiers": {"5": {**m["frontier"]["frontiers"]["5"],
+                                                                       "query_dim": 17}}}}, "queries"),
+], ids=["list", "no-frontiers", "mflops", "huge-nprobe", "unknown-setting", "search-dim", "rerank-k", "query-dim"])
 def test_damaged_frontier_raises_value_error_on_load(tmp_path, rng, damage, match):
     ivf = adanns.IVFIndex(16, 3, cluster_dim=8)
     ivf.train(_x(rng, 40, 16))

@@ -132,6 +132,9 @@ class BinarizedIndex(Tunable):
         # The same brute force by matrix products (BLAS), many times faster than re-scoring every row per query.
         return exact_ids(self._codes.vectors(), self._codes.ids(), q, k)
 
+    def _min_query_dim(self) -> int:
+        return self.bits if self.rotation is not None else 8
+
     def _user_meta(self) -> bytes:
         return self._codes._impl.user_meta()
 
