@@ -457,7 +457,7 @@ def binarized(rng):
 @pytest.mark.parametrize("damage", [
     lambda m: {**m, "binarizer": {k: v for k, v in m["binarizer"].items() if k != "rotation_matrix"}},  # KeyError
     lambda m: {**m, "binarizer": 7},  # TypeError
-    lambda m: {**m, "binarizer": {**m["binarizer"], "mean": {"shape": [3], "f8": "AAAAAAAAAAA="}}},  # wrong length
+    lambda m: {**m, "binarizer": {**m["binarizer"], "mean": {"shape": [3], "f8": "A" * 32}}},  # loaded, search failed
     lambda m: {**m, "binarizer": {**m["binarizer"], "mean": {"shape": [16], "f8": "!!"}}},  # not base64
     lambda m: {**m, "binarizer": {**m["binarizer"], "rotation_matrix": None}},  # itq without its matrix
     lambda m: {**m, "binarizer": {**m["binarizer"], "bits": 8}},  # does not match the codes
