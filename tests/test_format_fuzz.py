@@ -32,7 +32,7 @@ import adanns
 from _index_file import KINDS, assemble, checksum64, data_checksum, parse_header, reseal, split
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MUTANTS_PER_FILE = int(200 * float(os.environ.get("ADANNS_FUZZ_SCALE", "1")))
+MUTANTS_PER_FILE = int(400 * float(os.environ.get("ADANNS_FUZZ_SCALE", "1")))
 MEMORY_CAP = 2 << 30  # bytes of address space for the child
 HANG_S = 30.0  # one file taking longer than this to load and check is a hang
 
