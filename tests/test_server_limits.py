@@ -163,12 +163,12 @@ def test_default_ids_refuse_to_pass_the_int64_range():
         index = make()
         x = np.ones((1, 4), np.float32) if isinstance(index, adanns.FlatIndex) else np.zeros((1, 8), np.uint8)
         index.add(x, np.array([2**63 - 1]))
-        with pytest.raises(ValueError, match="2\\^63-1"):
+        with pytest.raises(ValueError, match="2\\^63 ?- ?1"):
             index.add(x)
         assert len(index) == 1
         index2 = make()
         index2.add(x, np.array([2**63 - 3]))
         index2.add(x)  # 2^63 - 2: still fits
-        with pytest.raises(ValueError, match="2\\^63-1"):
+        with pytest.raises(ValueError, match="2\\^63 ?- ?1"):
             index2.add(np.repeat(x, 2, axis=0))
         assert sorted(index2.ids().tolist()) == [2**63 - 3, 2**63 - 2]

@@ -343,11 +343,20 @@ std::unique_ptr<BinaryIndex> BinaryIndex::from_file(IndexFile f) {
   r.i64s(ids.data(), n);
   index->user_meta_.set(r.str());
   index->hash_request_ = r.count(nbits / 8, "hash substrings");
+  ADANNS_CHECK(index->hash_request_ == 0 || (nbits / 8 + index->hash_request_ - 1) / index->hash_request_ <= 8,
+               "corrupt index file: ", index->hash_request_, " hash substrings of ", nbits, "-bit codes");
   r.expect_end();
-  index->ids_.check_new(ids.data(), n);
+  index->ids_.check_loaded(ids.data(), n);
   const uint8_t* data = reinterpret_cast<const uint8_t*>(f.data);
   index->codes_.resize(n * index->words_);
   std::memcpy(index->codes_.data(), data, n * index->words_ * 8);
+  // Searches count the differing bits of whole words: a set padding bit would add to every distance.
+  if (nbits % 64) {
+    const uint64_t pad = ~uint64_t(0) << (nbits % 64);
+    for (size_t i = 0; i < n; ++i)
+      ADANNS_CHECK((index->codes_[(i + 1) * index->words_ - 1] & pad) == 0, "corrupt index file: code ", i,
+                   " has bits set past its ", nbits, " bits");
+  }
   index->vectors_.resize(n * dim);
   std::memcpy(index->vectors_.data(), data + n * index->words_ * 8, n * dim * 4);
   index->ids_.reserve(n);

@@ -113,7 +113,7 @@ std::unique_ptr<FlatIndex> FlatIndex::from_file(IndexFile f) {
   r.i64s(ids.data(), n);
   index->user_meta_.set(r.str());
   r.expect_end();
-  index->ids_.check_new(ids.data(), n);
+  index->ids_.check_loaded(ids.data(), n);
   index->ids_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     index->ids_.set(ids[i], Location{0, i});

@@ -241,6 +241,11 @@ IndexFile read_index_file(const std::string& path, bool mmap, bool verify) {
   if (h.data_off > size || h.data_size != size - h.data_off)
     corrupt(path, "truncated or extended: expected " + std::to_string(h.data_off + h.data_size) +
                       " bytes, found " + std::to_string(size));
+  // No checksum covers the padding before the data: it must be exactly what the writer puts there.
+  const uint64_t meta_end = h.meta_off + h.meta_size;
+  if (h.data_off != (meta_end + kAlign - 1) / kAlign * kAlign ||
+      std::any_of(p + meta_end, p + h.data_off, [](uint8_t b) { return b != 0; }))
+    corrupt(path, "bad padding between metadata and data");
   if (checksum64(p + h.meta_off, h.meta_size) != h.meta_sum) corrupt(path, "metadata checksum mismatch");
   if (verify || !mmap) {
     StreamChecksum dsum;

@@ -292,7 +292,7 @@ void IVFIndex::save(const std::string& path) const {
 std::unique_ptr<IVFIndex> IVFIndex::from_file(IndexFile f) {
   MetaReader r(f.meta.data(), f.meta.size());
   size_t dim = r.count(1u << 24, "dimension");
-  size_t nlist = r.count(f.meta.size(), "nlist");
+  size_t nlist = r.count(f.meta.size() / 8, "nlist");  // each list has its u64 size in the metadata
   uint64_t metric = r.count(2, "metric");
   size_t dc = r.count(dim, "cluster_dim");
   uint64_t seed = r.u64();
@@ -313,7 +313,7 @@ std::unique_ptr<IVFIndex> IVFIndex::from_file(IndexFile f) {
     size_t n = r.count((f.data_floats - offset) / dim, "list size");
     std::vector<idx_t> ids(n);
     r.i64s(ids.data(), n);
-    index->ids_.check_new(ids.data(), n);
+    index->ids_.check_loaded(ids.data(), n);
     for (size_t i = 0; i < n; ++i) {
       index->ids_.set(ids[i], Location{l, i});
       index->ids_.note_added(ids[i]);

@@ -506,7 +506,7 @@ std::unique_ptr<PQIndex> PQIndex::from_file(IndexFile f) {
   MetaReader r(f.meta.data(), f.meta.size());
   PQIndexConfig c;
   c.dim = r.count(1u << 24, "dimension");
-  c.nlist = r.count(f.meta.size(), "nlist");
+  c.nlist = r.count(f.meta.size() / 8, "nlist");  // each list has its u64 size in the metadata
   c.cluster_dim = r.count(c.dim, "cluster_dim");
   c.pq_dim = r.count(c.dim, "pq_dim");
   c.m = r.count(c.pq_dim, "m");
@@ -544,7 +544,7 @@ std::unique_ptr<PQIndex> PQIndex::from_file(IndexFile f) {
     size_t n = r.count((total - std::min(total, n_all * row_bytes)) / row_bytes, "list size");
     l.ids.resize(n);
     r.i64s(l.ids.data(), n);
-    index->ids_.check_new(l.ids.data(), n);
+    index->ids_.check_loaded(l.ids.data(), n);
     for (size_t i = 0; i < n; ++i) {
       index->ids_.set(l.ids[i], Location{li, i});
       index->ids_.note_added(l.ids[i]);

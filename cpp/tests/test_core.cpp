@@ -450,6 +450,203 @@ static void test_fastscan_levels_on_awkward_sizes() {
           }
         }
       }
+
+// ------------------------------------------------------------------------------- file-format fuzz
+// Seeded mutations of a saved file of every kind, re-sealed by the engine's own writer (so the
+// section parsers see the damage, not a checksum mismatch): every mutant is refused with Error or
+// loads into an index that searches, lists its ids and saves. Under ASan this also catches reads past
+// a section that the Python fuzz (tests/test_format_fuzz.py) could not see.
+static std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::vector<uint8_t> b;
+  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+    int c;
+    while ((c = std::fgetc(f)) != EOF) b.push_back(static_cast<uint8_t>(c));
+    std::fclose(f);
+  }
+  return b;
+}
+
+static void put_u64(std::vector<uint8_t>& b, size_t off, uint64_t v) {
+  if (b.size() >= 8) std::memcpy(b.data() + std::min(off, b.size() - 8), &v, 8);
+}
+
+static uint64_t fuzz_value(Rng& rng, uint64_t old) {
+  static const uint64_t values[] = {0, 1, 2, 3, 4, 7, 8, 0xFF, 0x100, 1u << 24, (1u << 24) + 1, 0x7FFFFFFF,
+                                    1ull << 31, 0xFFFFFFFF, 1ull << 32, 1ull << 40, 1ull << 60,
+                                    (1ull << 63) - 1, 1ull << 63, ~0ull, ~0ull - 7};
+  if (rng.below(4) == 0) return old + rng.below(5) - 2;
+  return values[rng.below(sizeof values / sizeof values[0])];
+}
+
+// One damage to a section: a bit flip, a u64 overwrite, a cut, an insertion or a deletion.
+static void damage(Rng& rng, std::vector<uint8_t>& b, bool aligned_fields) {
+  if (b.empty()) {
+    b.resize(1 + rng.below(16), 0xFF);
+    return;
+  }
+  size_t pos = rng.below(b.size());
+  switch (rng.below(6)) {
+    case 0:
+      b[pos] ^= uint8_t(1u << rng.below(8));
+      break;
+    case 1:
+    case 2: {
+      if (aligned_fields) pos = 8 * rng.below(std::min<size_t>(16, b.size() / 8 + 1));
+      uint64_t old = 0;
+      if (b.size() >= 8) std::memcpy(&old, b.data() + std::min(pos, b.size() - 8), 8);
+      put_u64(b, pos, fuzz_value(rng, old));
+      break;
+    }
+    case 3:
+      b.resize(pos);
+      break;
+    case 4:
+      b.insert(b.begin() + pos, 1 + rng.below(8), uint8_t(rng.below(256)));
+      break;
+    default:
+      b.erase(b.begin() + pos, b.begin() + std::min(b.size(), pos + 1 + rng.below(8)));
+  }
+}
+
+template <class Index>
+static void exercise_floats(Index& ix, size_t d, size_t qdim_min) {
+  if (d > 4096 || d < qdim_min) return;
+  Rng rng(3);
+  std::vector<float> q = random_rows(rng, 2, d), scores(2 * 5);
+  std::vector<idx_t> out(2 * 5);
+  std::vector<double> mf(2);
+  SearchParams p;
+  p.k = 5, p.nprobe = 2, p.search_dim = d, p.threads = 1;
+  ix.search(q.data(), 2, d, p, scores.data(), out.data(), mf.data());
+  std::vector<idx_t> held = ix.ids();
+  for (idx_t id : out)
+    EXPECT(id == -1 || std::find(held.begin(), held.end(), id) != held.end(), "fuzz: id %lld not stored",
+           (long long)id);
+}
+
+static void exercise(const std::string& path, bool mmap) {
+  IndexFile f = read_index_file(path, mmap, true);
+  const std::string copy = path + ".again";
+  switch (f.kind) {
+    case IndexKind::Flat: {
+      auto ix = FlatIndex::from_file(std::move(f));
+      exercise_floats(*ix, ix->dim(), 1);
+      ix->save(copy);
+      break;
+    }
+    case IndexKind::IVF: {
+      auto ix = IVFIndex::from_file(std::move(f));
+      if (ix->is_trained()) exercise_floats(*ix, ix->dim(), ix->cluster_dim());
+      ix->save(copy);
+      break;
+    }
+    case IndexKind::PQ: {
+      auto ix = PQIndex::from_file(std::move(f));
+      if (ix->is_trained()) exercise_floats(*ix, ix->config().dim, std::max(ix->config().pq_dim, ix->config().cluster_dim));
+      ix->save(copy);
+      break;
+    }
+    case IndexKind::Binary: {
+      auto ix = BinaryIndex::from_file(std::move(f));
+      const size_t bytes = ix->nbits() / 8;
+      std::vector<uint8_t> q(2 * bytes, 0x5A);
+      std::vector<int32_t> dist(2 * 5);
+      std::vector<idx_t> out(2 * 5);
+      std::vector<double> cost(2);
+      ix->search(q.data(), 2, bytes, 5, ix->nbits(), 1, dist.data(), out.data(), cost.data());
+      for (RangeMethod m : {RangeMethod::Hash, RangeMethod::Scan}) ix->range_search(q.data(), 2, bytes, 2, ix->nbits(), m, 1);
+      ix->save(copy);
+      break;
+    }
+  }
+  std::remove(copy.c_str());
+}
+
+static void test_format_fuzz() {
+  // ADANNS_FUZZ_ITERS / ADANNS_FUZZ_SEED: a longer soak run (default: 150 mutants per kind, seed 2026).
+  const char* iters_env = std::getenv("ADANNS_FUZZ_ITERS");
+  const char* seed_env = std::getenv("ADANNS_FUZZ_SEED");
+  const int iters = iters_env ? std::atoi(iters_env) : 150;
+  Rng rng(seed_env ? std::strtoull(seed_env, nullptr, 10) : 2026);
+  const std::string dir = "/tmp/adanns_cpp_fuzz_" + std::to_string(::getpid());
+  std::vector<float> x = random_rows(rng, 300, 16);
+  std::vector<std::string> seeds;
+  {
+    FlatIndex flat(16, Metric::L2);
+    flat.add(x.data(), 40, nullptr);
+    flat.set_user_meta("{\"note\": 1}");
+    seeds.push_back(dir + "-flat");
+    flat.save(seeds.back());
+    IVFIndex ivf(16, 4, Metric::IP, 8, 1, 5);
+    ivf.train(x.data(), 100, 1);
+    ivf.add(x.data(), 60, nullptr, 1);
+    std::vector<idx_t> gone = {3, 9};
+    ivf.remove(gone.data(), gone.size());
+    seeds.push_back(dir + "-ivf");
+    ivf.save(seeds.back());
+    for (size_t nbits : {size_t(4), size_t(8)}) {
+      PQIndexConfig c;
+      c.dim = 16, c.nlist = nbits == 4 ? 3 : 0, c.cluster_dim = 8, c.pq_dim = 8, c.m = 4, c.nbits = nbits;
+      c.residual = nbits == 4;
+      PQIndex pq(c);
+      std::vector<float> cent = c.nlist ? pq.coarse_kmeans(x.data(), 300, 1) : std::vector<float>();
+      std::vector<float> y = pq.training_targets(x.data(), 300, cent.data(), 1);
+      ProductQuantizer quant(8, 4, nbits);
+      quant.train(y.data(), 300, 8, 3, 0, 1);
+      std::vector<float> rot(64, 0.f);
+      for (size_t i = 0; i < 8; ++i) rot[i * 9] = 1.f;
+      pq.set_trained(cent.data(), nbits == 8 ? rot.data() : nullptr, quant.centroids());
+      pq.add(x.data(), 50, nullptr, 1);
+      seeds.push_back(dir + "-pq" + std::to_string(nbits));
+      pq.save(seeds.back());
+    }
+    BinaryIndex bin(24, 4);
+    std::vector<uint8_t> codes(30 * 3);
+    for (uint8_t& c : codes) c = uint8_t(rng.below(256));
+    bin.add(codes.data(), 30, x.data(), nullptr);
+    bin.build_hash(2);
+    seeds.push_back(dir + "-bin");
+    bin.save(seeds.back());
+  }
+  const std::string path = dir + "-mutant";
+  size_t tried = 0, loaded = 0, refused = 0;
+  for (const std::string& seed : seeds) {
+    const std::vector<uint8_t> raw = read_bytes(seed);
+    uint64_t meta_size, data_off;
+    std::memcpy(&meta_size, raw.data() + 24, 8);
+    std::memcpy(&data_off, raw.data() + 32, 8);
+    uint32_t kind;
+    std::memcpy(&kind, raw.data() + 12, 4);
+    const std::vector<uint8_t> meta0(raw.begin() + 72, raw.begin() + 72 + meta_size), data0(raw.begin() + data_off, raw.end());
+    for (int it = 0; it < iters; ++it) {
+      std::vector<uint8_t> meta = meta0, data = data0;
+      uint32_t k = kind;
+      const uint64_t what = rng.below(10);
+      if (what < 5) {
+        damage(rng, meta, what < 3);
+      } else if (what < 8) {
+        damage(rng, data, false);
+      } else if (what == 8) {
+        k = 1 + uint32_t(rng.below(4));  // another kind's parser reads these sections
+      } else {
+        damage(rng, meta, true);
+        damage(rng, data, false);
+      }
+      write_index_file(path, static_cast<IndexKind>(k), meta, {{data.data(), data.size()}});
+      ++tried;
+      try {
+        exercise(path, rng.below(2) == 1);
+        ++loaded;
+      } catch (const Error&) {
+        ++refused;
+      } catch (const std::exception& e) {
+        EXPECT(false, "fuzz: %s mutant %d raised a non-Error exception: %s", seed.c_str(), it, e.what());
+      }
+    }
+    std::remove(seed.c_str());
+  }
+  std::remove(path.c_str());
+  std::printf("format fuzz: %zu mutants, %zu loaded, %zu refused\n", tried, loaded, refused);
 }
 
 int main() {
@@ -462,6 +659,7 @@ int main() {
   test_fastscan_many_matches_single();
   test_fastscan_levels_on_awkward_sizes();
   test_pq_index_roundtrip();
+  test_format_fuzz();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);
     return 1;

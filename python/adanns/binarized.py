@@ -132,6 +132,9 @@ class BinarizedIndex(Tunable):
         # The same brute force by matrix products (BLAS), many times faster than re-scoring every row per query.
         return exact_ids(self._codes.vectors(), self._codes.ids(), q, k)
 
+    def _min_query_dim(self) -> int:
+        return self.bits if self.rotation is not None else 8
+
     def _user_meta(self) -> bytes:
         return self._codes._impl.user_meta()
 
@@ -154,7 +157,8 @@ class BinarizedIndex(Tunable):
 
     @classmethod
     def _from_binary(cls, codes: BinaryIndex) -> "BinarizedIndex | None":
-        """The binarized index a loaded BinaryIndex file holds, or None when it is a plain code index."""
+        """The binarized index a loaded BinaryIndex file holds, or None when it is a plain code index.
+        A binarizer entry that is damaged or does not fit the codes raises ValueError."""
         raw = codes._impl.user_meta()
         try:
             state = json.loads(raw)[META_KEY] if raw else None
@@ -162,15 +166,14 @@ class BinarizedIndex(Tunable):
             state = None
         if state is None:
             return None
+        try:
+            binarizer = _binarizer_from_state(state, codes)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise ValueError(f"binarized index file: its binarizer is damaged or does not match its codes "
+                             f"({type(e).__name__}: {e})") from None
         obj = cls.__new__(cls)
         obj._codes = codes
-        obj._binarizer = Binarizer(state["bits"], center=state["center"], rotation=state["rotation"],
-                                   seed=state["seed"])
-        obj._binarizer.mean_ = _decode_array(state["mean"])
-        if state["rotation_matrix"] is not None:
-            obj._binarizer.rotation_ = _decode_array(state["rotation_matrix"])
-        if codes.dim != state["dim"] or codes.nbits != state["bits"]:
-            raise ValueError("binarized index file: metadata does not match its codes")
+        obj._binarizer = binarizer
         return obj
 
     def __repr__(self) -> str:
@@ -183,5 +186,32 @@ def _encode_array(a: np.ndarray) -> dict:
     return {"shape": list(a.shape), "f8": base64.b64encode(a.tobytes()).decode()}
 
 
-def _decode_array(d: dict) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(d["f8"]), dtype="<f8").reshape(d["shape"]).copy()
+def _decode_array(d: dict, shape: tuple) -> np.ndarray:
+    """The array _encode_array wrote, which must have ``shape`` and finite values."""
+    if list(d["shape"]) != list(shape):
+        raise ValueError(f"array of shape {d['shape']}, expected {list(shape)}")
+    buf = base64.b64decode(d["f8"].encode("ascii"), validate=True)
+    if len(buf) != 8 * int(np.prod(shape)):
+        raise ValueError(f"{len(buf)} bytes for an array of shape {list(shape)}")
+    a = np.frombuffer(buf, dtype="<f8").reshape(shape).astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError("array holds NaN or infinity")
+    return a
+
+
+def _binarizer_from_state(state: dict, codes: BinaryIndex) -> Binarizer:
+    if state["dim"] != codes.dim or state["bits"] != codes.nbits:
+        raise ValueError(f"binarizer for dim {state['dim']} and {state['bits']} bits; the codes have dim "
+                         f"{codes.dim} and {codes.nbits} bits")
+    if codes.nbits > codes.dim:
+        raise ValueError(f"{codes.nbits}-bit codes of {codes.dim}-d vectors (bits must be <= dim)")
+    if not isinstance(state["center"], bool):
+        raise ValueError(f"center must be a bool, got {state['center']!r}")
+    b = Binarizer(codes.nbits, center=state["center"], rotation=state["rotation"], seed=state["seed"])
+    b.mean_ = _decode_array(state["mean"], (codes.nbits,))
+    rot = state["rotation_matrix"]
+    if (rot is None) != (b.rotation is None):
+        raise ValueError(f"rotation {b.rotation!r} with {'no ' if rot is None else 'a '}rotation matrix")
+    if rot is not None:
+        b.rotation_ = _decode_array(rot, (codes.nbits, codes.nbits))
+    return b

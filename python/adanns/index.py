@@ -302,9 +302,15 @@ def load(path, mmap: bool = False, verify: bool = True):
     if isinstance(impl, _core.BinaryIndex):
         from .binarized import BinarizedIndex  # a code index whose metadata holds a binarizer
         codes = BinaryIndex._wrap(impl)
-        return BinarizedIndex._from_binary(codes) or codes
-    if isinstance(impl, _core.PQIndex):  # PQ indices read their data (mmap has no effect)
+        obj = BinarizedIndex._from_binary(codes) or codes
+    elif isinstance(impl, _core.PQIndex):  # PQ indices read their data (mmap has no effect)
         from .pq import _wrap_loaded
-        return _wrap_loaded(impl)
-    cls = FlatIndex if isinstance(impl, _core.FlatIndex) else IVFIndex
-    return cls._wrap(impl)
+        obj = _wrap_loaded(impl)
+    else:
+        obj = (FlatIndex if isinstance(impl, _core.FlatIndex) else IVFIndex)._wrap(impl)
+    if isinstance(obj, Tunable):
+        try:
+            obj._check_frontiers()  # a damaged frontier fails the load, not a later search
+        except ValueError as e:
+            raise ValueError(f"corrupt index file {path!r}: {e}") from None
+    return obj

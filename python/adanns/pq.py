@@ -89,6 +89,9 @@ class _PQBase(_Index):
             return [{}]
         return [{}] + [{"rerank_dim": query_dim, "rerank_k": m * k} for m in multiples]
 
+    def _min_query_dim(self) -> int:
+        return max(self.pq_dim, getattr(self, "cluster_dim", 0))
+
     def _search(self, q, k, nprobe, rerank_dim, rerank_k, funnel, threads) -> SearchResult:
         if not self.is_trained:
             raise RuntimeError("PQ index is not trained: call train() before search()")

@@ -10,6 +10,8 @@ threads=, **knobs)``.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from . import _validate as v
@@ -63,6 +65,26 @@ class Tunable:
             self._frontier_cache = cached
         return dict(cached[1])
 
+    def _check_frontiers(self) -> None:
+        """Raises ValueError when the stored frontier (read from a file) is malformed or names a setting
+        this kind's ``search`` does not take; a frontier of another format version is left for
+        :meth:`frontiers` to report."""
+        try:
+            frontiers = self.frontiers()
+        except tuning.FrontierVersionError:
+            return
+        knobs = set(inspect.signature(self.search).parameters) - _RESERVED - {"q"}
+        for k, f in frontiers.items():
+            if not self._min_query_dim() <= f.query_dim <= self.dim:
+                raise ValueError(f"the tuned frontier for k={k} is for {f.query_dim}-dim queries; this index takes "
+                                 f"{self._min_query_dim()}..{self.dim}")
+            for p in f.points:
+                unknown = sorted(set(p.params) - knobs)
+                if unknown:
+                    raise ValueError(f"the tuned frontier for k={k} holds settings {unknown} that "
+                                     f"{type(self).__name__}.search does not take")
+                _check_setting(p.params, k, f.query_dim)
+
     def _search_tuned(self, q, k, threads, target_recall, budget_mflops, explicit: dict):
         """``search`` with every knob chosen from the frontier for a target recall or a budget; ``explicit``
         holds the knobs the caller passed too (any that is not None is an error)."""
@@ -91,6 +113,10 @@ class Tunable:
         return dict(f.choose(target_recall, budget_mflops).params)
 
     # hooks a kind overrides
+    def _min_query_dim(self) -> int:
+        """The shortest query a search takes."""
+        return 1
+
     def _exact_ids(self, q: np.ndarray, k: int, threads) -> np.ndarray:
         """Ids of the exact top-k of each query, for the ground truth."""
         return self.search(q, k=k, threads=threads, **self._exact_params(q.shape[1], k)).ids
@@ -100,3 +126,21 @@ class Tunable:
 
     def _set_user_meta(self, raw: bytes) -> None:
         self._impl.set_user_meta(raw)
+
+
+def _check_setting(params: dict, k: int, query_dim: int) -> None:
+    """The limits every kind's search puts on its knobs, checked on a stored setting (so a damaged one
+    fails the load, not a later search)."""
+    for name in ("search_dim", "rerank_dim"):
+        if (params.get(name) or 0) > query_dim:
+            raise ValueError(f"a tuned setting has {name} {params[name]} > its query length {query_dim}")
+    if params.get("rerank_k") is not None and params["rerank_k"] < k:
+        raise ValueError(f"a tuned setting re-ranks {params['rerank_k']} candidates, fewer than k={k}")
+    funnel = params.get("funnel")
+    if funnel is not None:
+        if params.get("rerank_dim") is not None or not funnel:
+            raise ValueError("a tuned setting has an empty funnel, or a funnel and rerank_dim")
+        for dim, keep in funnel:
+            if dim > query_dim or keep < k:
+                raise ValueError(f"a tuned funnel stage ({dim}, {keep}) exceeds the query length {query_dim} or "
+                                 f"keeps fewer than k={k}")

@@ -80,9 +80,48 @@ class Frontier:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Frontier":
-        return cls(int(d["k"]), int(d["query_dim"]), int(d["nq"]),
-                   [Point(dict(p["params"]), float(p["recall"]), float(p["recall_lcb"]), float(p["mflops"]))
-                    for p in d["points"]], float(d.get("z", Z_LCB)))
+        """The frontier ``as_dict`` wrote; anything else (a damaged or foreign file) raises ValueError."""
+        try:
+            return cls(_count(d["k"]), _count(d["query_dim"]), _count(d["nq"]),
+                       [Point(_params(p["params"]), _number(p["recall"]), _number(p["recall_lcb"]),
+                              _number(p["mflops"])) for p in _list(d["points"])], _number(d.get("z", Z_LCB)))
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise ValueError(f"the index's tuned frontier is malformed ({type(e).__name__}: {e})") from None
+
+
+# A stored frontier is read back from a file: every field is checked, so a damaged one fails here
+# (ValueError) and not as a TypeError deep inside a later search.
+def _count(x) -> int:
+    if isinstance(x, bool) or not isinstance(x, int) or not 1 <= x < 2**31:
+        raise ValueError(f"expected a positive integer, got {x!r}")
+    return x
+
+
+def _number(x) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        raise ValueError(f"expected a finite number, got {x!r}")
+    return float(x)
+
+
+def _list(x) -> list:
+    if not isinstance(x, list):
+        raise ValueError(f"expected a list, got {type(x).__name__}")
+    return x
+
+
+def _params(p) -> dict:
+    """Search kwargs: names to positive integers, None, or a funnel (a list of [dim, candidates] pairs)."""
+    if not isinstance(p, dict):
+        raise ValueError(f"expected a dict of search settings, got {type(p).__name__}")
+    for name, value in p.items():
+        if name == "funnel" and value is not None:
+            for stage in _list(value):
+                if len(_list(stage)) != 2:
+                    raise ValueError(f"a funnel stage is a [dim, candidates] pair, got {stage!r}")
+                _count(stage[0]), _count(stage[1])
+        elif value is not None:
+            _count(value)
+    return dict(p)
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -172,6 +211,10 @@ def rerank_options(k: int, d: int, search_dim: int) -> list:
 
 
 # ------------------------------------------------------------------------------------------ persistence
+class FrontierVersionError(ValueError):
+    """A frontier written in another format or version: re-run tune()."""
+
+
 def read_meta(raw: bytes) -> dict:
     """The index's user metadata as a JSON object ({} when empty)."""
     if not raw:
@@ -193,10 +236,23 @@ def frontiers_from_meta(raw: bytes) -> dict:
         return {}
     if not entry:
         return {}
+    if not isinstance(entry, dict):
+        raise ValueError(f"the index's tuned frontier is malformed: a {type(entry).__name__}, not an object")
     if entry.get("format") != FORMAT or entry.get("version") != VERSION:
-        raise ValueError(f"the index holds a tuned frontier of format {entry.get('format')!r} version "
+        raise FrontierVersionError(f"the index holds a tuned frontier of format {entry.get('format')!r} version "
                          f"{entry.get('version')!r}; this adanns reads {FORMAT!r} version {VERSION}: re-run tune()")
-    return {int(k): Frontier.from_dict(f) for k, f in entry["frontiers"].items()}
+    frontiers = entry.get("frontiers")
+    if not isinstance(frontiers, dict):
+        raise ValueError("the index's tuned frontier is malformed: no 'frontiers' object")
+    out = {}
+    for k, f in frontiers.items():
+        if not (isinstance(k, str) and k.isdigit()):
+            raise ValueError(f"the index's tuned frontier is malformed: key {k!r} is not a k")
+        out[int(k)] = Frontier.from_dict(f)
+        if out[int(k)].k != int(k):
+            raise ValueError(f"the index's tuned frontier is malformed: the frontier under k={k} is for "
+                             f"k={out[int(k)].k}")
+    return out
 
 
 def meta_with_frontiers(raw: bytes, frontiers: dict) -> bytes:

@@ -1,6 +1,7 @@
 // Where each id lives (list, offset), for removal and for rejecting duplicate ids.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -26,8 +27,9 @@ class IdMap {
   void erase(idx_t id) { map_.erase(id); }
   void clear() { map_.clear(); }
   void reserve(size_t n) { map_.reserve(n); }
-  idx_t next_id() const { return next_id_; }
-  void set_next_id(idx_t v) { next_id_ = v; }
+  // One past the largest id seen (at most 2^63 - 1 when the id 2^63 - 1 itself is held).
+  idx_t next_id() const { return static_cast<idx_t>(std::min<uint64_t>(next_, kMaxId)); }
+  void set_next_id(idx_t v) { next_ = static_cast<uint64_t>(std::max<idx_t>(v, 0)); }
 
   // Throws unless every id is >= 0, unique in the batch and absent from the map.
   void check_new(const idx_t* ids, size_t n) const {
@@ -40,33 +42,35 @@ class IdMap {
     }
   }
 
-  // Throws KeyError-style (UnknownId) unless every id is present and unique in the batch.
-  void check_existing(const idx_t* ids, size_t n) const;
-
-  // Ids for a batch added without ids: consecutive ones after the largest id seen so far. Refused
-  // (ValueError) when they would pass 2^63-1 rather than wrap to negative ids.
-  std::vector<idx_t> default_ids(size_t n) const {
-    ADANNS_CHECK(n == 0 || (!exhausted_ && static_cast<uint64_t>(next_id_) + n <= (uint64_t{1} << 63)),
-                 "cannot assign ", n, " default ids after the largest id so far: they would pass 2^63-1; "
-                 "pass ids explicitly");
-    std::vector<idx_t> out(n);
-    for (size_t i = 0; i < n; ++i) out[i] = next_id_ + static_cast<idx_t>(i);
-    return out;
-  }
-
-  void note_added(idx_t id) {
-    if (id < next_id_) return;
-    if (id == std::numeric_limits<idx_t>::max()) {
-      exhausted_ = true;  // no default id is left after this one
-    } else {
-      next_id_ = id + 1;
+  // check_new for ids read from a file: a bad one means a corrupt file, not a bad batch.
+  void check_loaded(const idx_t* ids, size_t n) const {
+    try {
+      check_new(ids, n);
+    } catch (const Error& e) {
+      raise("corrupt index file: ", e.what());
     }
   }
 
+  // Throws KeyError-style (UnknownId) unless every id is present and unique in the batch.
+  void check_existing(const idx_t* ids, size_t n) const;
+
+  // Ids for a batch given none: consecutive after the largest id seen so far; refused (not wrapped
+  // to negative ids) when they would pass 2^63 - 1.
+  std::vector<idx_t> default_ids(size_t n) const {
+    ADANNS_CHECK(n <= kMaxId + 1 - next_, "default ids for ", n, " vectors would pass 2^63 - 1 (the largest id "
+                 "held is ", next_ - 1, "): pass ids explicitly");
+    std::vector<idx_t> out(n);
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<idx_t>(next_ + i);
+    return out;
+  }
+  void note_added(idx_t id) {
+    if (id >= 0 && static_cast<uint64_t>(id) >= next_) next_ = static_cast<uint64_t>(id) + 1;
+  }
+
  private:
+  static constexpr uint64_t kMaxId = static_cast<uint64_t>(std::numeric_limits<idx_t>::max());
   std::unordered_map<idx_t, Location> map_;
-  idx_t next_id_ = 0;
-  bool exhausted_ = false;
+  uint64_t next_ = 0;  // up to 2^63, which no idx_t holds
 };
 
 // An id given to remove() that the index does not hold: the bindings raise KeyError.
