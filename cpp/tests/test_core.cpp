@@ -376,81 +376,6 @@ static void test_fastscan_many_matches_single() {
     }
 }
 
-// Every level's fast-scan (the AVX-512BW kernel in particular: steps of four pairs, then two, then a
-// 256-bit tail when the pair count is odd; groups of 4 queries then 3/2/1) against table sums read from the
-// plain codes: pair counts odd and even, 0, 1 and many blocks, 1-9 queries, thresholds at 0, 65535
-// and exactly at / just under a row's sum, sums at the 16-bit limit, unaligned buffers, and nothing
-// written past the blocks asked for.
-static void test_fastscan_levels_on_awkward_sizes() {
-  LevelGuard guard;
-#ifdef ADANNS_HAVE_X86_KERNELS
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
-    set_simd_level(SimdLevel::AVX512);
-    EXPECT(std::string(fastscan_kernel_name()) == "avx512bw", "avx512 level runs %s, not avx512bw",
-           fastscan_kernel_name());
-  }
-#endif
-  Rng rng(23);
-  const uint16_t kSentinel = 0xBEEF;
-  for (size_t m : {1, 2, 3, 4, 5, 6, 7, 9, 11, 13, 17, 30, 48, 63, 64, 65, 257})  // pairs mod 4: all
-    for (size_t n : {0, 5, 32, 64, 333})
-      for (size_t nq : {1, 2, 3, 4, 5, 7, 9}) {
-        if (m >= 63 && n == 333 && nq > 5) continue;  // keeps the sanitizer run short
-        const size_t nb = fastscan_blocks(n), tbytes = fastscan_pairs(m) * 32;
-        std::vector<uint8_t> codes(n * m);
-        for (uint8_t& c : codes) c = static_cast<uint8_t>(rng.below(16));
-        const std::vector<uint8_t> packed = fastscan_pack(codes.data(), n, m);
-        std::vector<uint8_t> blocks(packed.size() + 1);  // +1: the kernels' loads start off alignment
-        std::copy(packed.begin(), packed.end(), blocks.begin() + 1);
-        std::vector<std::vector<uint8_t>> tables(nq, std::vector<uint8_t>(tbytes + 1, 0));
-        std::vector<std::vector<uint32_t>> want(nq, std::vector<uint32_t>(n));
-        std::vector<uint16_t> thr(nq);
-        for (size_t i = 0; i < nq; ++i) {
-          const bool full = m == 257 && i == 0;  // every entry 255: every sum is 65535
-          for (size_t t = 0; t < m * 16; ++t) tables[i][1 + t] = full ? 255 : static_cast<uint8_t>(rng.below(256));
-          for (size_t r = 0; r < n; ++r) {
-            uint32_t s = 0;
-            for (size_t j = 0; j < m; ++j) s += tables[i][1 + j * 16 + codes[r * m + j]];
-            want[i][r] = s;
-          }
-          const uint32_t row_sum = n ? want[i][rng.below(n)] : 0;
-          switch (i % 5) {
-            case 0: thr[i] = 0; break;
-            case 1: thr[i] = 65535; break;
-            case 2: thr[i] = static_cast<uint16_t>(row_sum); break;
-            case 3: thr[i] = static_cast<uint16_t>(row_sum ? row_sum - 1 : 0); break;
-            default: thr[i] = static_cast<uint16_t>(rng.below(m * 255 + 1)); break;
-          }
-          if (full) thr[i] = 65534;
-        }
-        for (SimdLevel level : available_simd_levels()) {
-          set_simd_level(level);
-          // One guard row past the last block, and sums one uint16 off alignment.
-          std::vector<std::vector<uint16_t>> out(nq, std::vector<uint16_t>(nb * 32 + 1 + 32, kSentinel));
-          std::vector<std::vector<uint32_t>> mask(nq, std::vector<uint32_t>(nb + 1, 0xDEADBEEFu));
-          std::vector<const uint8_t*> tp(nq);
-          std::vector<uint16_t*> sp(nq);
-          std::vector<uint32_t*> mp(nq);
-          for (size_t i = 0; i < nq; ++i)
-            tp[i] = tables[i].data() + 1, sp[i] = out[i].data() + 1, mp[i] = mask[i].data();
-          fastscan_scan_many(blocks.data() + 1, nb, m, nq, tp.data(), thr.data(), sp.data(), mp.data());
-          for (size_t i = 0; i < nq; ++i) {
-            bool ok = out[i][0] == kSentinel && mask[i][nb] == 0xDEADBEEFu;
-            for (size_t k = 0; k < 32; ++k) ok = ok && out[i][1 + nb * 32 + k] == kSentinel;
-            for (size_t r = 0; r < n && ok; ++r)
-              ok = out[i][1 + r] == want[i][r] && ((mask[i][r / 32] >> (r % 32)) & 1u) == (want[i][r] <= thr[i]);
-            // Rows past n in the last block are code 0: sums of the tables' first entries.
-            uint32_t pad = 0;
-            for (size_t j = 0; j < m; ++j) pad += tables[i][1 + j * 16];
-            for (size_t r = n; r < nb * 32 && ok; ++r)
-              ok = out[i][1 + r] == pad && ((mask[i][r / 32] >> (r % 32)) & 1u) == (pad <= thr[i]);
-            EXPECT(ok, "fastscan level %s (%s) m=%zu n=%zu nq=%zu query %zu thr=%u", simd_level_name(level),
-                   fastscan_kernel_name(), m, n, nq, i, thr[i]);
-          }
-        }
-      }
-
 // ------------------------------------------------------------------------------- file-format fuzz
 // Seeded mutations of a saved file of every kind, re-sealed by the engine's own writer (so the
 // section parsers see the damage, not a checksum mismatch): every mutant is refused with Error or
@@ -649,6 +574,82 @@ static void test_format_fuzz() {
   std::printf("format fuzz: %zu mutants, %zu loaded, %zu refused\n", tried, loaded, refused);
 }
 
+// Every level's fast-scan (the AVX-512BW kernel in particular: steps of four pairs, then two, then a
+// 256-bit tail when the pair count is odd; groups of 4 queries then 3/2/1) against table sums read from the
+// plain codes: pair counts odd and even, 0, 1 and many blocks, 1-9 queries, thresholds at 0, 65535
+// and exactly at / just under a row's sum, sums at the 16-bit limit, unaligned buffers, and nothing
+// written past the blocks asked for.
+static void test_fastscan_levels_on_awkward_sizes() {
+  LevelGuard guard;
+#ifdef ADANNS_HAVE_X86_KERNELS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+    set_simd_level(SimdLevel::AVX512);
+    EXPECT(std::string(fastscan_kernel_name()) == "avx512bw", "avx512 level runs %s, not avx512bw",
+           fastscan_kernel_name());
+  }
+#endif
+  Rng rng(23);
+  const uint16_t kSentinel = 0xBEEF;
+  for (size_t m : {1, 2, 3, 4, 5, 6, 7, 9, 11, 13, 17, 30, 48, 63, 64, 65, 257})  // pairs mod 4: all
+    for (size_t n : {0, 5, 32, 64, 333})
+      for (size_t nq : {1, 2, 3, 4, 5, 7, 9}) {
+        if (m >= 63 && n == 333 && nq > 5) continue;  // keeps the sanitizer run short
+        const size_t nb = fastscan_blocks(n), tbytes = fastscan_pairs(m) * 32;
+        std::vector<uint8_t> codes(n * m);
+        for (uint8_t& c : codes) c = static_cast<uint8_t>(rng.below(16));
+        const std::vector<uint8_t> packed = fastscan_pack(codes.data(), n, m);
+        std::vector<uint8_t> blocks(packed.size() + 1);  // +1: the kernels' loads start off alignment
+        std::copy(packed.begin(), packed.end(), blocks.begin() + 1);
+        std::vector<std::vector<uint8_t>> tables(nq, std::vector<uint8_t>(tbytes + 1, 0));
+        std::vector<std::vector<uint32_t>> want(nq, std::vector<uint32_t>(n));
+        std::vector<uint16_t> thr(nq);
+        for (size_t i = 0; i < nq; ++i) {
+          const bool full = m == 257 && i == 0;  // every entry 255: every sum is 65535
+          for (size_t t = 0; t < m * 16; ++t) tables[i][1 + t] = full ? 255 : static_cast<uint8_t>(rng.below(256));
+          for (size_t r = 0; r < n; ++r) {
+            uint32_t s = 0;
+            for (size_t j = 0; j < m; ++j) s += tables[i][1 + j * 16 + codes[r * m + j]];
+            want[i][r] = s;
+          }
+          const uint32_t row_sum = n ? want[i][rng.below(n)] : 0;
+          switch (i % 5) {
+            case 0: thr[i] = 0; break;
+            case 1: thr[i] = 65535; break;
+            case 2: thr[i] = static_cast<uint16_t>(row_sum); break;
+            case 3: thr[i] = static_cast<uint16_t>(row_sum ? row_sum - 1 : 0); break;
+            default: thr[i] = static_cast<uint16_t>(rng.below(m * 255 + 1)); break;
+          }
+          if (full) thr[i] = 65534;
+        }
+        for (SimdLevel level : available_simd_levels()) {
+          set_simd_level(level);
+          // One guard row past the last block, and sums one uint16 off alignment.
+          std::vector<std::vector<uint16_t>> out(nq, std::vector<uint16_t>(nb * 32 + 1 + 32, kSentinel));
+          std::vector<std::vector<uint32_t>> mask(nq, std::vector<uint32_t>(nb + 1, 0xDEADBEEFu));
+          std::vector<const uint8_t*> tp(nq);
+          std::vector<uint16_t*> sp(nq);
+          std::vector<uint32_t*> mp(nq);
+          for (size_t i = 0; i < nq; ++i)
+            tp[i] = tables[i].data() + 1, sp[i] = out[i].data() + 1, mp[i] = mask[i].data();
+          fastscan_scan_many(blocks.data() + 1, nb, m, nq, tp.data(), thr.data(), sp.data(), mp.data());
+          for (size_t i = 0; i < nq; ++i) {
+            bool ok = out[i][0] == kSentinel && mask[i][nb] == 0xDEADBEEFu;
+            for (size_t k = 0; k < 32; ++k) ok = ok && out[i][1 + nb * 32 + k] == kSentinel;
+            for (size_t r = 0; r < n && ok; ++r)
+              ok = out[i][1 + r] == want[i][r] && ((mask[i][r / 32] >> (r % 32)) & 1u) == (want[i][r] <= thr[i]);
+            // Rows past n in the last block are code 0: sums of the tables' first entries.
+            uint32_t pad = 0;
+            for (size_t j = 0; j < m; ++j) pad += tables[i][1 + j * 16];
+            for (size_t r = n; r < nb * 32 && ok; ++r)
+              ok = out[i][1 + r] == pad && ((mask[i][r / 32] >> (r % 32)) & 1u) == (pad <= thr[i]);
+            EXPECT(ok, "fastscan level %s (%s) m=%zu n=%zu nq=%zu query %zu thr=%u", simd_level_name(level),
+                   fastscan_kernel_name(), m, n, nq, i, thr[i]);
+          }
+        }
+      }
+}
+
 int main() {
   test_kernels_match_scalar();
   test_ivf_roundtrip_and_corruption();
@@ -657,8 +658,8 @@ int main() {
   test_adc_matches_scalar();
   test_fastscan_matches_scalar();
   test_fastscan_many_matches_single();
-  test_fastscan_levels_on_awkward_sizes();
   test_pq_index_roundtrip();
+  test_fastscan_levels_on_awkward_sizes();
   test_format_fuzz();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);
