@@ -31,7 +31,8 @@ _MAY_BE_ZERO = {"seed", "niter"}
 # so an unchecked nlist of 10^8 would pin gigabytes on one PUT. Generous for one machine (faiss guides
 # suggest nlist ~ 4-16 sqrt(n): 2^18 lists suit billions of vectors).
 MAX_PARAM = {"nlist": 1 << 18, "m": 4096, "nbits": 8, "bits": 65536, "train_size": 1 << 24, "niter": 1000,
-             "seed": (1 << 63) - 1, "cluster_dim": 65536, "pq_dim": 65536}
+             "seed": (1 << 63) - 1, "cluster_dim": 65536, "pq_dim": 65536, "M": 256, "ef_construction": 4096,
+             "graph_dim": 65536}
 
 # Search knobs each kind accepts besides k (a knob given to a kind without it is a 422).
 KNOBS = {
