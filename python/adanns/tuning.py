@@ -110,7 +110,8 @@ def _list(x) -> list:
 
 
 def _params(p) -> dict:
-    """Search kwargs: names to positive integers, None, or a funnel (a list of [dim, candidates] pairs)."""
+    """Search kwargs: names to positive integers, None, or a funnel (a list of [dim, candidates] pairs);
+    ``rerank_dim`` may also be 0 (the graph kind's "no re-ranking: the walk's prefix scores")."""
     if not isinstance(p, dict):
         raise ValueError(f"expected a dict of search settings, got {type(p).__name__}")
     for name, value in p.items():
@@ -119,6 +120,8 @@ def _params(p) -> dict:
                 if len(_list(stage)) != 2:
                     raise ValueError(f"a funnel stage is a [dim, candidates] pair, got {stage!r}")
                 _count(stage[0]), _count(stage[1])
+        elif name == "rerank_dim" and type(value) is int and value == 0:
+            continue
         elif value is not None:
             _count(value)
     return dict(p)
