@@ -10,6 +10,7 @@
 #include "adanns/common.h"
 #include "adanns/distances.h"
 #include "adanns/flat.h"
+#include "adanns/graph.h"
 #include "adanns/id_map.h"
 #include "adanns/io.h"
 #include "adanns/ivf.h"
@@ -24,6 +25,7 @@ using namespace adanns;
 using namespace adanns_bind;
 
 void bind_pq(py::module_& m);
+void bind_graph(py::module_& m);  // bindings/graph.cpp
 
 // bindings/binary.cpp
 void bind_binary(py::module_& m);
@@ -220,6 +222,7 @@ PYBIND11_MODULE(_core, m) {
 
   bind_binary(m);
   bind_pq(m);
+  bind_graph(m);
 
   m.def("load", [](const std::string& path, bool mmap, bool verify) -> py::object {
     IndexFile file;
@@ -230,6 +233,7 @@ PYBIND11_MODULE(_core, m) {
     if (file.kind == IndexKind::Flat) return py::cast(FlatIndex::from_file(std::move(file)));
     if (file.kind == IndexKind::Binary) return binary_index_from_file(std::move(file));
     if (file.kind == IndexKind::PQ) return py::cast(PQIndex::from_file(std::move(file)));
+    if (file.kind == IndexKind::Graph) return py::cast(GraphIndex::from_file(std::move(file)));
     return py::cast(IVFIndex::from_file(std::move(file)));
   });
 }

@@ -289,7 +289,7 @@ class IVFIndex(_Index):
 
 
 def load(path, mmap: bool = False, verify: bool = True):
-    """Loads an index written by ``save`` (FlatIndex, IVFIndex or BinaryIndex; a BinaryIndex is
+    """Loads an index written by ``save`` (FlatIndex, IVFIndex, GraphIndex or BinaryIndex; a BinaryIndex is
     always read into memory). With ``mmap`` the vectors stay memory-mapped (not read);
     ``verify=False`` then also skips their checksum. Corrupt or truncated files raise ValueError."""
     path = os.fspath(path)
@@ -303,5 +303,8 @@ def load(path, mmap: bool = False, verify: bool = True):
     if isinstance(impl, _core.PQIndex):  # PQ indices read their data (mmap has no effect)
         from .pq import _wrap_loaded
         return _wrap_loaded(impl)
+    if isinstance(impl, _core.GraphIndex):
+        from .graph import _wrap_loaded as wrap_graph
+        return wrap_graph(impl)
     cls = FlatIndex if isinstance(impl, _core.FlatIndex) else IVFIndex
     return cls._wrap(impl)
