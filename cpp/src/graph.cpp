@@ -18,9 +18,6 @@ namespace {
 constexpr int kMaxLevel = 30;
 constexpr size_t kMaxM = 256;
 constexpr size_t kLockStripes = size_t(1) << 14;
-// Candidates a repaired neighbourhood is pruned from: the nearest few times its capacity (the dead
-// nodes' neighbourhoods together can hold hundreds, and pruning is quadratic).
-constexpr size_t kRepairPool = 3;
 constexpr size_t kPrefetchAhead = 2;  // neighbours whose prefixes are requested before they are scored
 
 using Scored = std::pair<float, uint32_t>;  // (distance, slot); pair order breaks ties by slot
@@ -382,29 +379,53 @@ void GraphIndex::consolidate_locked(int threads) {
       if (deleted_[p]) continue;
       for (int l = 0; l <= levels_[p]; ++l) {
         const uint32_t* list = links(p, l);
-        bool touched = false;
+        // The live neighbours stay (they include the back-links insertion added); the places of
+        // the dead ones go to their own live neighbours, chosen by the HNSW heuristic against the
+        // kept list, then the nearest, up to the old degree.
+        std::vector<uint32_t> chosen;
         pool.clear();
         for (uint32_t j = 1; j <= list[0]; ++j) {
           uint32_t u = list[j];
           if (!deleted_[u]) {
-            pool.push_back(u);
+            chosen.push_back(u);
             continue;
           }
-          touched = true;
           const uint32_t* theirs = links(u, l);
           for (uint32_t i = 1; i <= theirs[0]; ++i)
             if (!deleted_[theirs[i]] && theirs[i] != p) pool.push_back(theirs[i]);
         }
-        if (!touched) continue;
+        if (chosen.size() == list[0]) continue;  // no dead neighbour
         std::sort(pool.begin(), pool.end());
         pool.erase(std::unique(pool.begin(), pool.end()), pool.end());
         const float* x = node_prefix(p);
         cand.clear();
-        for (uint32_t u : pool) cand.push_back({w.distance(x, node_prefix(u), graph_dim_), u});
-        size_t keep = std::min(cand.size(), kRepairPool * cap(l));
-        std::partial_sort(cand.begin(), cand.begin() + keep, cand.end());
-        cand.resize(keep);
-        fixes[worker].push_back({static_cast<uint32_t>(p), l, prune(static_cast<uint32_t>(p), cand, cap(l), w)});
+        for (uint32_t u : pool)
+          if (std::find(chosen.begin(), chosen.end(), u) == chosen.end())
+            cand.push_back({w.distance(x, node_prefix(u), graph_dim_), u});
+        w.entries.assign(1, {w.distance(x, x, graph_dim_), static_cast<uint32_t>(p)});
+        walk_layer(x, ef_construction_, l, w, nullptr);
+        for (const Scored& c : w.top)
+          if (c.second != p && std::find(chosen.begin(), chosen.end(), c.second) == chosen.end()) cand.push_back(c);
+        std::sort(cand.begin(), cand.end());
+        cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
+        const size_t degree = list[0];
+        std::vector<uint8_t> taken(cand.size(), 0);
+        for (size_t i = 0; i < cand.size() && chosen.size() < cap(l); ++i) {
+          const float* y = node_prefix(cand[i].second);
+          bool keep = true;
+          for (uint32_t r : chosen)
+            if (w.distance(y, node_prefix(r), graph_dim_) < cand[i].first) {
+              keep = false;
+              break;
+            }
+          if (keep) {
+            chosen.push_back(cand[i].second);
+            taken[i] = 1;
+          }
+        }
+        for (size_t i = 0; i < cand.size() && chosen.size() < degree; ++i)
+          if (!taken[i]) chosen.push_back(cand[i].second);
+        fixes[worker].push_back({static_cast<uint32_t>(p), l, std::move(chosen)});
       }
     }
   });
