@@ -645,6 +645,7 @@ std::unique_ptr<GraphIndex> GraphIndex::from_file(IndexFile f) {
   g.upper_.resize(n);
   for (size_t s = 0; s < n; ++s) {
     g.upper_[s].resize(g.levels_[s] * (1 + M));
+    if (g.upper_[s].empty()) continue;
     std::memcpy(g.upper_[s].data(), up, g.upper_[s].size() * 4);
     up += g.upper_[s].size() * 4;
   }
@@ -652,7 +653,7 @@ std::unique_ptr<GraphIndex> GraphIndex::from_file(IndexFile f) {
   const float* prefix = data + n * dim;
   const float* links0 = prefix + (g.alias_ ? 0 : n * graph_dim);
   g.links0_.resize(n * (1 + 2 * M));
-  std::memcpy(g.links0_.data(), links0, g.links0_.size() * 4);
+  if (n) std::memcpy(g.links0_.data(), links0, g.links0_.size() * 4);
   if (!g.alias_) g.prefix_.assign(prefix, prefix + n * graph_dim);
   for (size_t s = 0; s < n; ++s)
     for (int l = 0; l <= g.levels_[s]; ++l) {
