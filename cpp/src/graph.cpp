@@ -18,14 +18,13 @@ namespace {
 constexpr int kMaxLevel = 30;
 constexpr size_t kMaxM = 256;
 constexpr size_t kLockStripes = size_t(1) << 14;
-constexpr size_t kPrefetchAhead = 2;  // neighbours whose prefixes are requested before they are scored
 
 using Scored = std::pair<float, uint32_t>;  // (distance, slot); pair order breaks ties by slot
 inline bool farther(const Scored& a, const Scored& b) { return a > b; }
 
-inline void prefetch_row(const float* row, size_t d) {
+inline void prefetch_row_l2(const float* row, size_t d) {
   const char* p = reinterpret_cast<const char*>(row);
-  for (size_t off = 0; off < d * sizeof(float); off += 64) __builtin_prefetch(p + off, 0, 3);
+  for (size_t off = 0; off < d * sizeof(float); off += 64) __builtin_prefetch(p + off, 0, 2);
 }
 
 void normalise(float* x, size_t d) {
@@ -78,7 +77,9 @@ struct GraphIndex::Walk {
   }
   float distance(const float* a, const float* b, size_t d) {
     float v;
-    kernel(a, 1, d, b, 1, d, d, &v, 1);
+    // Row stride 0: the block kernels prefetch rows ahead by the stride, which for one scattered row
+    // would fetch unrelated memory.
+    kernel(a, 1, d, b, 1, 0, d, &v, 1);
     ++scored;
     return l2 ? v : -v;
   }
@@ -201,12 +202,15 @@ void GraphIndex::walk_layer(const float* q, size_t ef, int level, Walk& w, NodeL
       list = w.list.data();
     }
     w.todo.clear();
+    for (uint32_t j = 1; j <= list[0]; ++j) __builtin_prefetch(w.mark.data() + list[j], 0, 3);
     for (uint32_t j = 1; j <= list[0]; ++j)
       if (w.first_visit(list[j])) w.todo.push_back(list[j]);
-    for (size_t j = 0; j < std::min(kPrefetchAhead, w.todo.size()); ++j)
-      prefetch_row(node_prefix(w.todo[j]), graph_dim_);
+    // The walk is bound by memory latency: request the next candidate's links and every new
+    // neighbour's prefix now, into L2 (into L1, a few rows fill its miss buffers and stall the loop;
+    // measured on SPR: about 15% fewer queries per second).
+    if (!w.cand.empty()) __builtin_prefetch(links(w.cand.front().second, level), 0, 3);
+    for (uint32_t u : w.todo) prefetch_row_l2(node_prefix(u), graph_dim_);
     for (size_t j = 0; j < w.todo.size(); ++j) {
-      if (j + kPrefetchAhead < w.todo.size()) prefetch_row(node_prefix(w.todo[j + kPrefetchAhead]), graph_dim_);
       uint32_t u = w.todo[j];
       float d = w.distance(q, node_prefix(u), graph_dim_);
       if (w.top.size() < ef || d < w.top.front().first) {
