@@ -321,3 +321,56 @@ def test_tune_picks_ef_and_reranking_for_a_target(data):
     assert recall(res.ids, exact_ids(q, x, np.arange(len(x)), 10, "ip")) >= 0.85
     cheap = index.search(q, 10, budget_mflops=frontier.points[0].mflops)
     assert cheap.mflops.mean() <= 1.5 * frontier.points[0].mflops
+
+
+def test_cli_builds_searches_and_describes_a_graph(tmp_path, data, capsys):
+    from adanns.cli import main
+
+    x, q = data
+    base, queries, index_path, out = (tmp_path / n for n in ("b.npy", "q.npy", "g.adanns", "o.npz"))
+    np.save(base, x[:800])
+    np.save(queries, q[:, :40])  # Matryoshka prefixes, longer than graph_dim
+    assert main(["build", str(base), "-o", str(index_path), "--kind", "graph", "--M", "8", "--ef-construction", "40",
+                 "--graph-dim", "24", "--metric", "l2", "--threads", "1", "--chunk-size", "300", "-q"]) == 0
+    index = adanns.load(index_path)
+    assert isinstance(index, adanns.GraphIndex) and len(index) == 800
+    assert (index.graph_dim, index.M, index.ef_construction, index.metric) == (24, 8, 40, "l2")
+    assert main(["search", str(index_path), str(queries), "-k", "5", "--ef", "30", "-o", str(out)]) == 0
+    got = np.load(out)
+    np.testing.assert_array_equal(got["ids"], index.search(q[:, :40], 5, ef=30).ids)
+    assert main(["info", str(index_path)]) == 0
+    assert "HNSW on the first 24 dims" in capsys.readouterr().out
+    assert main(["search", str(index_path), str(queries), "--nprobe", "2"]) == 1
+
+
+def test_service_kind_graph_matches_the_python_api(tmp_path, rng):
+    from _server import Server
+
+    x = rng.standard_normal((300, 32)).astype(np.float32)
+    q = rng.standard_normal((4, 32)).astype(np.float32)
+    params = {"M": 8, "ef_construction": 40, "graph_dim": 16, "seed": 3}
+    twin = adanns.GraphIndex(32, metric="l2", **params)
+    twin.add(x, ids=np.arange(300) + 100, threads=1)
+    server = Server(tmp_path / "data").start()
+    try:
+        with server.client() as http:
+            r = http.put("/indexes/g", json={"dim": 32, "metric": "l2", "kind": "graph", "params": params})
+            assert r.status_code == 201, r.text
+            r = http.post("/indexes/g/vectors", json={"ids": (np.arange(300) + 100).tolist(), "vectors": x.tolist()})
+            assert r.status_code == 200, r.text
+            # Searched with re-ranking of many candidates, both graphs find the exact answers.
+            body = {"vectors": q.tolist(), "k": 3, "rerank_dim": 32, "rerank_k": 300}
+            got = http.post("/indexes/g/search", json=body).json()
+            want = twin.search(q, 3, rerank_dim=32, rerank_k=300)
+            assert [h["ids"] for h in got["results"]] == want.ids.tolist()
+            r = http.post("/indexes/g/search", json={**body, "nprobe": 2})
+            assert r.status_code == 422 and "nprobe" in r.json()["detail"]
+            r = http.post("/indexes/g/tune", json={"vectors": q.tolist(), "k": 3})
+            assert r.status_code == 200, r.text
+            assert all("ef" in p["params"] for p in r.json()["points"])
+            r = http.post("/indexes/g/search", json={"vectors": q.tolist(), "k": 3, "target_recall": 0.9})
+            assert r.status_code == 200, r.text
+            r = http.put("/indexes/bad", json={"dim": 32, "metric": "l2", "kind": "graph", "params": {"graph_dim": 33}})
+            assert r.status_code == 422 and "graph_dim" in r.text
+    finally:
+        server.stop()

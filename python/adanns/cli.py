@@ -1,7 +1,7 @@
 """The ``adanns`` command: build an index from a .npy file, search it, describe it, serve indexes over HTTP.
 
-    adanns build BASE.npy -o INDEX [--kind ivf|flat|opq|ivfopq|binary] [--nlist N] [--cluster-dim D] [--metric ip|l2|cosine]
-    adanns search INDEX QUERIES.npy -k 10 [--nprobe N] [--search-dim D] [...] -o OUT.npz
+    adanns build BASE.npy -o INDEX [--kind ivf|flat|opq|ivfopq|binary|graph] [--nlist N] [--cluster-dim D] [--metric ip|l2|cosine]
+    adanns search INDEX QUERIES.npy -k 10 [--nprobe N] [--search-dim D] [--ef EF] [...] -o OUT.npz
     adanns info INDEX
     adanns serve --data-dir DIR [--host 127.0.0.1] [--port 8000] [--api-key KEY]
     adanns bench --base B.npy --queries Q.npy [--gt GT.npy] --out DIR [--peers faiss,hnswlib] [--quick]
@@ -58,6 +58,9 @@ def _new_index(args, dim: int):
         return adanns.IVFOPQIndex(dim, nlist=args.nlist, cluster_dim=args.cluster_dim, m=args.m, pq_dim=args.pq_dim,
                                   metric=metric, opq=not args.no_opq, nbits=args.nbits, seed=args.seed,
                                   niter=args.niter)
+    if kind == "graph":
+        return adanns.GraphIndex(dim, graph_dim=args.graph_dim, M=args.M, ef_construction=args.ef_construction,
+                                 metric=metric, seed=args.seed)
     if metric != "ip":
         raise ValueError(f"--kind binary re-scores by inner product: --metric must be ip, got {metric}")
     return adanns.BinarizedIndex(dim, bits=args.bits, rotation=args.rotation, seed=args.seed)
@@ -82,7 +85,7 @@ def build(args) -> int:
             raise ValueError(f"ids {args.ids!r} must have shape ({n},), got {ids.shape}")
     t0 = time.perf_counter()
     index = _new_index(args, dim)
-    if args.kind != "flat":
+    if args.kind not in ("flat", "graph"):
         # Train on a seeded random sample (sorted rows: sequential reads of the mapped file).
         m = min(n, args.train_size or _default_train_size(args))
         rows = np.sort(np.random.default_rng(args.seed).choice(n, size=m, replace=False))
@@ -117,6 +120,10 @@ def search(args) -> int:
         knobs["nprobe"] = args.nprobe
     elif args.nprobe != 1:
         raise ValueError("--nprobe applies to IVF and IVF-OPQ indexes only")
+    if isinstance(index, adanns.GraphIndex):
+        knobs["ef"] = args.ef
+    elif args.ef is not None:
+        raise ValueError("--ef applies to graph indexes only")
     if not isinstance(index, (adanns.FlatIndex, adanns.IVFIndex)):
         if args.search_dim is not None:
             raise ValueError("--search-dim applies to flat and IVF indexes only")
@@ -139,7 +146,7 @@ def search(args) -> int:
 def info(args) -> int:
     index = adanns.load(args.index, mmap=True, verify=False)
     kind = {adanns.FlatIndex: "flat", adanns.IVFIndex: "ivf", adanns.OPQIndex: "opq", adanns.IVFOPQIndex: "ivfopq",
-            adanns.BinarizedIndex: "binary", adanns.BinaryIndex: "binary codes"}[type(index)]
+            adanns.BinarizedIndex: "binary", adanns.BinaryIndex: "binary codes", adanns.GraphIndex: "graph"}[type(index)]
     if kind == "binary codes":
         print(f"kind       {kind}\nbits       {index.nbits}\ncodes      {len(index)}")
         print(f"bytes      {index.nbytes}\nfile       {os.path.getsize(args.index)} bytes")
@@ -150,6 +157,9 @@ def info(args) -> int:
               f"{'OPQ' if index.rotation is not None else 'PQ'}")
     if kind == "binary":
         print(f"codes      {index.bits} bits, rotation {index.rotation}")
+    if kind == "graph":
+        print(f"graph      HNSW on the first {index.graph_dim} dims, M {index.M}, ef_construction "
+              f"{index.ef_construction}, {index.max_level + 1} levels, {index.tombstones} tombstones")
     if kind in ("ivf", "ivfopq"):
         sizes = index.list_sizes()
         print(f"nlist      {index.nlist}\ncluster    {index.cluster_dim} dims\ntrained    {index.is_trained}")
@@ -217,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build an index from a .npy file of embeddings")
     b.add_argument("base", help="(n, d) float .npy (float16 is converted chunk by chunk)")
     b.add_argument("-o", "--output", required=True, help="index file to write")
-    b.add_argument("--kind", choices=("ivf", "flat", "opq", "ivfopq", "binary"), default="ivf")
+    b.add_argument("--kind", choices=("ivf", "flat", "opq", "ivfopq", "binary", "graph"), default="ivf")
     b.add_argument("--metric", choices=("ip", "l2", "cosine"), default="ip")
     b.add_argument("--ids", help="(n,) int64 .npy of ids (default 0..n-1)")
     b.add_argument("--nlist", type=_positive, default=1024, help="IVF lists (default %(default)s)")
@@ -228,6 +238,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--no-opq", action="store_true", help="opq/ivfopq: plain PQ, no learned rotation")
     b.add_argument("--bits", type=_positive, help="binary: code bits (multiple of 8; default: dim rounded down)")
     b.add_argument("--rotation", choices=("itq",), help="binary: learn an ITQ rotation before the signs")
+    b.add_argument("--M", type=_positive, default=32, help="graph: links per node (2M on the bottom level)")
+    b.add_argument("--ef-construction", type=_positive, default=200, help="graph: beam width of insertion")
+    b.add_argument("--graph-dim", type=_positive, help="graph: coordinates the graph is built on (default: all)")
     b.add_argument("--train-size", type=_positive,
                    help="training sample size (default ~40 per centroid: 40 * nlist, 40 * 2^nbits)")
     b.add_argument("--niter", type=int, default=20)
@@ -243,6 +256,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-k", type=_positive, default=10)
     s.add_argument("--nprobe", type=_positive, default=1)
     s.add_argument("--search-dim", type=_positive)
+    s.add_argument("--ef", type=_positive, help="graph: beam width of the search (default 64)")
     s.add_argument("--rerank-dim", type=_positive)
     s.add_argument("--rerank-k", type=_positive)
     s.add_argument("--threads", type=_positive)

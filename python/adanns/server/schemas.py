@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 Metric = Literal["ip", "l2", "cosine"]
-Kind = Literal["flat", "ivf", "opq", "ivfopq", "binary"]
+Kind = Literal["flat", "ivf", "opq", "ivfopq", "binary", "graph"]
 Id = Annotated[StrictInt, Field(ge=0, lt=2**63)]
 Vector = Annotated[list[float], Field(min_length=1)]
 
