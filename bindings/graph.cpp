@@ -13,14 +13,19 @@ void bind_graph(py::module_& m) {
   py::class_<GraphIndex> g(m, "GraphIndex");
   bind_stored_state<GraphIndex>(g);
   g.def(py::init([](size_t dim, size_t graph_dim, size_t M, size_t ef_construction, const std::string& metric,
-                    uint64_t seed) {
-     return std::make_unique<GraphIndex>(dim, graph_dim, M, ef_construction, metric_from_name(metric), seed);
+                    uint64_t seed, const std::string& storage) {
+     ADANNS_CHECK(storage == "float32" || storage == "sq8", "storage must be 'float32' or 'sq8', got '", storage, "'");
+     return std::make_unique<GraphIndex>(dim, graph_dim, M, ef_construction, metric_from_name(metric), seed,
+                                         storage == "sq8" ? GraphStorage::SQ8 : GraphStorage::Float32);
    }))
       .def_property_readonly("dim", &GraphIndex::dim)
       .def_property_readonly("graph_dim", &GraphIndex::graph_dim)
       .def_property_readonly("M", &GraphIndex::M)
       .def_property_readonly("ef_construction", &GraphIndex::ef_construction)
       .def_property_readonly("seed", &GraphIndex::seed)
+      .def_property_readonly("storage", [](const GraphIndex& f) {
+        return std::string(f.storage() == GraphStorage::SQ8 ? "sq8" : "float32");
+      })
       .def_property_readonly("metric", [](const GraphIndex& f) { return std::string(metric_name(f.metric())); })
       .def_property_readonly("max_level", &GraphIndex::max_level)
       .def("size", &GraphIndex::size)

@@ -117,6 +117,19 @@ PYBIND11_MODULE(_core, m) {
     gemm_ip(a.data, a.rows, a.cols, b.data, b.rows, b.cols, dim, o, b.rows);
     return out;
   });
+  m.def("kernel_dot_u8", [](const FloatArray& q, const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& codes) {
+    Matrix a = matrix(q, "q");
+    ADANNS_CHECK(codes.ndim() == 2 && static_cast<size_t>(codes.shape(1)) == a.cols,
+                 "codes must be (n, ", a.cols, ") uint8");
+    size_t n = static_cast<size_t>(codes.shape(0));
+    auto out = block_result(a.rows, n);
+    float* o = out.mutable_data();
+    const uint8_t* c = codes.data();
+    py::gil_scoped_release release;
+    for (size_t i = 0; i < a.rows; ++i)
+      for (size_t j = 0; j < n; ++j) o[i * n + j] = dot_u8(a.data + i * a.cols, c + j * a.cols, a.cols);
+    return out;
+  });
   m.def("kernel_norms_sq", [](const FloatArray& x, size_t dim) {
     Matrix b = matrix(x, "x");
     ADANNS_CHECK(dim <= b.cols, "dim exceeds the row width");

@@ -374,3 +374,57 @@ def test_service_kind_graph_matches_the_python_api(tmp_path, rng):
             assert r.status_code == 422 and "graph_dim" in r.text
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("d", [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 384])
+def test_sq8_dot_kernel_matches_float64_at_every_level(each_simd_level, d, rng):
+    q = rng.standard_normal((3, d)).astype(np.float32)
+    codes = rng.integers(0, 256, (11, d), dtype=np.uint8)
+    got = adanns._core.kernel_dot_u8(q, codes)
+    want = q.astype(np.float64) @ codes.astype(np.float64).T
+    tol = 1e-5 * np.abs(q).astype(np.float64) @ codes.astype(np.float64).T + 1e-6
+    assert np.all(np.abs(got - want) <= tol)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_sq8_walk_reaches_the_float_walks_recall_and_exact_scores(data, metric):
+    x, q = data
+    built = {}
+    for storage in ("float32", "sq8"):
+        index = adanns.GraphIndex(48, graph_dim=24, M=12, ef_construction=80, metric=metric, storage=storage, seed=1)
+        index.add(x, threads=1)
+        built[storage] = index
+    truth = exact_ids(q, x, np.arange(len(x)), 10, metric)
+    res = built["sq8"].search(q, 10, ef=200)
+    assert built["sq8"].storage == "sq8"
+    assert recall(res.ids, truth) >= recall(built["float32"].search(q, 10, ef=200).ids, truth) - 0.03
+    assert recall(res.ids, truth) >= 0.93
+    # The walk is approximate; the returned scores are the re-ranked float64 ones.
+    ref = ref_scores(q, x, 48, metric)
+    np.testing.assert_allclose(res.scores, ref[np.arange(len(q))[:, None], res.ids], rtol=0,
+                               atol=score_tol(q, x, 48, metric).max())
+    # Even a query no longer than graph_dim is re-ranked by default with sq8 codes.
+    short = built["sq8"].search(q[:, :24], 10, ef=200)
+    ref24 = ref_scores(q, x, 24, metric)
+    np.testing.assert_allclose(short.scores, ref24[np.arange(len(q))[:, None], short.ids], rtol=0,
+                               atol=score_tol(q, x, 24, metric).max())
+
+
+def test_sq8_codes_clamp_later_batches_and_survive_save_load(data, tmp_path, rng):
+    x, q = data
+    index = adanns.GraphIndex(48, graph_dim=16, M=8, ef_construction=40, metric="l2", storage="sq8")
+    index.add(x[:500] * 0.1, threads=1)  # narrow ranges: most later values fall outside and are clamped
+    index.add(x[500:], ids=np.arange(500, len(x)), threads=1)
+    res = index.search(q, 10, ef=300)
+    live = np.arange(len(x))
+    full = np.concatenate([x[:500] * 0.1, x[500:]])
+    assert recall(res.ids, exact_ids(q, full, live, 10, "l2")) >= 0.6  # clamped codes: a poorer walk, still a walk
+    path = tmp_path / "sq8.adanns"
+    index.save(path)
+    loaded = adanns.load(path, mmap=True)
+    assert loaded.storage == "sq8"
+    again = loaded.search(q, 10, ef=300)
+    np.testing.assert_array_equal(res.ids, again.ids)
+    np.testing.assert_array_equal(res.scores, again.scores)
+    with pytest.raises(ValueError, match="storage"):
+        adanns.GraphIndex(48, storage="pq")

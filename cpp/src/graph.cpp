@@ -22,9 +22,9 @@ constexpr size_t kLockStripes = size_t(1) << 14;
 using Scored = std::pair<float, uint32_t>;  // (distance, slot); pair order breaks ties by slot
 inline bool farther(const Scored& a, const Scored& b) { return a > b; }
 
-inline void prefetch_row_l2(const float* row, size_t d) {
-  const char* p = reinterpret_cast<const char*>(row);
-  for (size_t off = 0; off < d * sizeof(float); off += 64) __builtin_prefetch(p + off, 0, 2);
+inline void prefetch_l2(const void* row, size_t bytes) {
+  const char* p = static_cast<const char*>(row);
+  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
 }
 
 void normalise(float* x, size_t d) {
@@ -52,7 +52,9 @@ class NodeLocks {
 // walks), the two heaps and the kernel of the metric.
 struct GraphIndex::Walk {
   simd::BlockFn kernel = nullptr;
+  simd::DotU8Fn dot_u8 = nullptr;
   bool l2 = false;
+  std::vector<float> scaled;  // SQ8: the query times the code steps
   std::vector<uint32_t> mark;
   uint32_t epoch = 0;
   std::vector<Scored> cand, top, entries;
@@ -62,6 +64,7 @@ struct GraphIndex::Walk {
   void use(Metric metric) {
     l2 = metric == Metric::L2;
     kernel = l2 ? simd::kernels().block_l2 : simd::kernels().block_ip;
+    dot_u8 = simd::kernels().dot_u8;
   }
   void begin(size_t n) {
     if (mark.size() < n) mark.resize(n, 0);
@@ -85,14 +88,41 @@ struct GraphIndex::Walk {
   }
 };
 
+// How a walk scores a node against its query: on the float prefixes (construction, storage Float32)...
+struct GraphIndex::FloatScorer {
+  const GraphIndex& g;
+  const float* q;
+  float operator()(uint32_t u, Walk& w) const { return w.distance(q, g.node_prefix(u), g.graph_dim_); }
+  const void* row(uint32_t u) const { return g.node_prefix(u); }
+  size_t row_bytes() const { return g.graph_dim_ * sizeof(float); }
+};
+
+// ... or on the SQ8 codes: <q, min + code * step> = <q, min> + <q * step, code>; l2 expands the square
+// with the decoded row's norm, kept per node.
+struct GraphIndex::CodeScorer {
+  const GraphIndex& g;
+  const float* scaled;  // q * step
+  float offset;         // <q, min>
+  float q_norm;         // |q|^2
+  float operator()(uint32_t u, Walk& w) const {
+    ++w.scored;
+    float ip = offset + w.dot_u8(scaled, g.codes_.data() + size_t(u) * g.graph_dim_, g.graph_dim_);
+    return w.l2 ? q_norm - 2 * ip + g.code_norms_[u] : -ip;
+  }
+  const void* row(uint32_t u) const { return g.codes_.data() + size_t(u) * g.graph_dim_; }
+  size_t row_bytes() const { return g.graph_dim_; }
+};
+
 GraphIndex::GraphIndex(size_t dim, size_t graph_dim, size_t M, size_t ef_construction, Metric metric,
-                       uint64_t seed)
-    : dim_(dim), graph_dim_(graph_dim), M_(M), ef_construction_(ef_construction), metric_(metric), seed_(seed) {
+                       uint64_t seed, GraphStorage storage)
+    : dim_(dim), graph_dim_(graph_dim), M_(M), ef_construction_(ef_construction), metric_(metric), seed_(seed),
+      storage_(storage) {
   ADANNS_CHECK(dim >= 1, "dim must be >= 1, got ", dim);
   ADANNS_CHECK(graph_dim >= 1 && graph_dim <= dim, "graph_dim must be in 1..", dim, " (dim), got ", graph_dim);
   ADANNS_CHECK(M >= 2 && M <= kMaxM, "M must be in 2..", kMaxM, ", got ", M);
   ADANNS_CHECK(ef_construction >= 1, "ef_construction must be >= 1, got ", ef_construction);
-  alias_ = graph_dim == dim && metric != Metric::Cosine;
+  ADANNS_CHECK(storage == GraphStorage::Float32 || storage == GraphStorage::SQ8, "unknown graph storage");
+  alias_ = metric != Metric::Cosine;
   level_mult_ = 1.0 / std::log(static_cast<double>(M));
 }
 
@@ -115,8 +145,8 @@ size_t GraphIndex::bytes() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   size_t upper = 0;
   for (const auto& u : upper_) upper += u.size();
-  return rows_.vector_bytes(dim_) + (prefix_.size() + links0_.size() + upper) * 4 +
-         slots() * (sizeof(idx_t) + 2);
+  return rows_.vector_bytes(dim_) + (prefix_.size() + links0_.size() + upper + code_norms_.size()) * 4 +
+         codes_.size() + slots() * (sizeof(idx_t) + 2);
 }
 
 uint32_t* GraphIndex::links(size_t slot, int level) {
@@ -143,12 +173,49 @@ void GraphIndex::append_node(const float* x, idx_t id) {
     if (metric_ == Metric::Cosine) normalise(prefix_.data() + slot * graph_dim_, graph_dim_);
   }
   links0_.resize(links0_.size() + 1 + 2 * M_, 0);
+  if (storage_ == GraphStorage::SQ8) {
+    codes_.resize(codes_.size() + graph_dim_);
+    if (metric_ == Metric::L2) code_norms_.push_back(0.f);
+    encode(slot);
+  }
   int level = draw_level(inserted_++);
   levels_.push_back(static_cast<uint8_t>(level));
   upper_.emplace_back(static_cast<size_t>(level) * (1 + M_), 0);
   deleted_.push_back(0);
   ids_.set(id, Location{0, slot});
   ids_.note_added(id);
+}
+
+// Per-coordinate ranges of the SQ8 codes, from a batch of vectors (their traversal prefixes).
+void GraphIndex::set_code_ranges(const float* x, size_t n) {
+  code_min_.assign(graph_dim_, std::numeric_limits<float>::infinity());
+  std::vector<float> high(graph_dim_, -std::numeric_limits<float>::infinity()), row(graph_dim_);
+  for (size_t i = 0; i < n; ++i) {
+    std::copy_n(x + i * dim_, graph_dim_, row.data());
+    if (metric_ == Metric::Cosine) normalise(row.data(), graph_dim_);
+    for (size_t j = 0; j < graph_dim_; ++j) {
+      code_min_[j] = std::min(code_min_[j], row[j]);
+      high[j] = std::max(high[j], row[j]);
+    }
+  }
+  code_step_.resize(graph_dim_);
+  for (size_t j = 0; j < graph_dim_; ++j) {
+    float step = (high[j] - code_min_[j]) / 255.f;
+    code_step_[j] = step > 0 ? step : 1.f;  // a constant coordinate: code 0 decodes to it exactly
+  }
+}
+
+void GraphIndex::encode(size_t slot) {
+  const float* p = node_prefix(slot);
+  uint8_t* code = codes_.data() + slot * graph_dim_;
+  double norm = 0;
+  for (size_t j = 0; j < graph_dim_; ++j) {
+    float c = std::nearbyint((p[j] - code_min_[j]) / code_step_[j]);
+    code[j] = static_cast<uint8_t>(c < 0 ? 0 : c > 255 ? 255 : c);
+    double v = code_min_[j] + code[j] * static_cast<double>(code_step_[j]);
+    norm += v * v;
+  }
+  if (metric_ == Metric::L2) code_norms_[slot] = static_cast<float>(norm);
 }
 
 // The HNSW neighbour heuristic: walking candidates nearest first, keep one unless a kept node is
@@ -177,7 +244,8 @@ std::vector<uint32_t> GraphIndex::prune(uint32_t base, std::vector<Scored>& cand
 
 // Beam search on one level from w.entries: leaves the best `ef` live nodes found in w.top (a max-heap).
 // Tombstones are walked through but never kept. `locks` is set while nodes are being inserted.
-void GraphIndex::walk_layer(const float* q, size_t ef, int level, Walk& w, NodeLocks* locks) const {
+template <class Scorer>
+void GraphIndex::walk_layer(const Scorer& score, size_t ef, int level, Walk& w, NodeLocks* locks) const {
   w.begin(slots());
   w.cand.clear();
   w.top.clear();
@@ -209,10 +277,10 @@ void GraphIndex::walk_layer(const float* q, size_t ef, int level, Walk& w, NodeL
     // neighbour's prefix now, into L2 (into L1, a few rows fill its miss buffers and stall the loop;
     // measured on SPR: about 15% fewer queries per second).
     if (!w.cand.empty()) __builtin_prefetch(links(w.cand.front().second, level), 0, 3);
-    for (uint32_t u : w.todo) prefetch_row_l2(node_prefix(u), graph_dim_);
+    for (uint32_t u : w.todo) prefetch_l2(score.row(u), score.row_bytes());
     for (size_t j = 0; j < w.todo.size(); ++j) {
       uint32_t u = w.todo[j];
-      float d = w.distance(q, node_prefix(u), graph_dim_);
+      float d = score(u, w);
       if (w.top.size() < ef || d < w.top.front().first) {
         w.cand.push_back({d, u});
         std::push_heap(w.cand.begin(), w.cand.end(), farther);
@@ -230,9 +298,10 @@ void GraphIndex::walk_layer(const float* q, size_t ef, int level, Walk& w, NodeL
 }
 
 // Greedy descent from the entry point through levels top..stop+1; returns the nearest node found.
-Scored GraphIndex::descend(const float* q, int top, int stop, Walk& w, NodeLocks* locks) const {
+template <class Scorer>
+Scored GraphIndex::descend(const Scorer& score, int top, int stop, Walk& w, NodeLocks* locks) const {
   uint32_t cur = static_cast<uint32_t>(entry_);
-  float dcur = w.distance(q, node_prefix(cur), graph_dim_);
+  float dcur = score(cur, w);
   for (int level = top; level > stop; --level) {
     for (bool moved = true; moved;) {
       moved = false;
@@ -243,7 +312,7 @@ Scored GraphIndex::descend(const float* q, int top, int stop, Walk& w, NodeLocks
         list = w.list.data();
       }
       for (uint32_t j = 1; j <= list[0]; ++j) {
-        float d = w.distance(q, node_prefix(list[j]), graph_dim_);
+        float d = score(list[j], w);
         if (d < dcur) {
           dcur = d;
           cur = list[j];
@@ -268,10 +337,11 @@ void GraphIndex::insert(uint32_t node, Walk& w, NodeLocks& locks) {
   // starts from an entry point whose levels are still empty.
   if (level <= top) entry_lock.unlock();
   const float* q = node_prefix(node);
-  w.entries.assign(1, descend(q, top, level, w, &locks));
+  const FloatScorer score{*this, q};
+  w.entries.assign(1, descend(score, top, level, w, &locks));
   std::vector<Scored> cand;
   for (int l = std::min(level, top); l >= 0; --l) {
-    walk_layer(q, ef_construction_, l, w, &locks);
+    walk_layer(score, ef_construction_, l, w, &locks);
     cand = w.top;
     std::vector<uint32_t> chosen = prune(node, cand, M_, w);
     {
@@ -323,6 +393,7 @@ void GraphIndex::add(const float* x, size_t n, const idx_t* ids, int threads, bo
   if (replace)
     for (size_t i = 0; i < n; ++i)
       if (ids_.contains(ids[i])) tombstone(ids[i]);
+  if (storage_ == GraphStorage::SQ8 && code_min_.empty()) set_code_ranges(x, n);
   const size_t first = slots();
   rows_.reserve_more(n, dim_);
   if (!alias_) prefix_.reserve(prefix_.size() + n * graph_dim_);
@@ -407,7 +478,7 @@ void GraphIndex::consolidate_locked(int threads) {
           if (std::find(chosen.begin(), chosen.end(), u) == chosen.end())
             cand.push_back({w.distance(x, node_prefix(u), graph_dim_), u});
         w.entries.assign(1, {w.distance(x, x, graph_dim_), static_cast<uint32_t>(p)});
-        walk_layer(x, ef_construction_, l, w, nullptr);
+        walk_layer(FloatScorer{*this, x}, ef_construction_, l, w, nullptr);
         for (const Scored& c : w.top)
           if (c.second != p && std::find(chosen.begin(), chosen.end(), c.second) == chosen.end()) cand.push_back(c);
         std::sort(cand.begin(), cand.end());
@@ -449,7 +520,8 @@ void GraphIndex::consolidate_locked(int threads) {
   std::vector<float> vectors(live * dim_), prefix(alias_ ? 0 : live * graph_dim_);
   std::vector<uint32_t> links0(live * block);
   std::vector<std::vector<uint32_t>> upper(live);
-  std::vector<uint8_t> levels(live);
+  std::vector<uint8_t> levels(live), codes(codes_.empty() ? 0 : live * graph_dim_);
+  std::vector<float> code_norms(code_norms_.empty() ? 0 : live);
   std::vector<idx_t> ids(live);
   for (size_t s = 0; s < n; ++s) {
     if (deleted_[s]) continue;
@@ -458,6 +530,8 @@ void GraphIndex::consolidate_locked(int threads) {
     if (!alias_) std::copy_n(prefix_.data() + s * graph_dim_, graph_dim_, prefix.data() + r * graph_dim_);
     ids[r] = rows_.ids()[s];
     levels[r] = levels_[s];
+    if (!codes.empty()) std::copy_n(codes_.data() + s * graph_dim_, graph_dim_, codes.data() + r * graph_dim_);
+    if (!code_norms.empty()) code_norms[r] = code_norms_[s];
     upper[r] = std::move(upper_[s]);
     std::copy_n(links0_.data() + s * block, block, links0.data() + r * block);
     auto remap = [&](uint32_t* list) {
@@ -483,6 +557,8 @@ void GraphIndex::consolidate_locked(int threads) {
   for (size_t r = 0; r < live; ++r) ids_.set(ids[r], Location{0, r});
   rows_.set_owned(std::move(vectors), std::move(ids));
   prefix_ = std::move(prefix);
+  codes_ = std::move(codes);
+  code_norms_ = std::move(code_norms);
   links0_ = std::move(links0);
   upper_ = std::move(upper);
   levels_ = std::move(levels);
@@ -535,8 +611,22 @@ void GraphIndex::search(const float* q, size_t nq, size_t qdim, const SearchPara
       for (size_t i = 0; i < nc; ++i) {
         const float* qi = pq.scan.data() + i * graph_dim_;
         w.scored = 0;
-        w.entries.assign(1, descend(qi, max_level_, 0, w, nullptr));
-        walk_layer(qi, beam, 0, w, nullptr);
+        if (storage_ == GraphStorage::SQ8) {
+          w.scaled.resize(graph_dim_);
+          double offset = 0, norm = 0;
+          for (size_t j = 0; j < graph_dim_; ++j) {
+            w.scaled[j] = qi[j] * code_step_[j];
+            offset += static_cast<double>(qi[j]) * code_min_[j];
+            norm += static_cast<double>(qi[j]) * qi[j];
+          }
+          const CodeScorer score{*this, w.scaled.data(), static_cast<float>(offset), static_cast<float>(norm)};
+          w.entries.assign(1, descend(score, max_level_, 0, w, nullptr));
+          walk_layer(score, beam, 0, w, nullptr);
+        } else {
+          const FloatScorer score{*this, qi};
+          w.entries.assign(1, descend(score, max_level_, 0, w, nullptr));
+          walk_layer(score, beam, 0, w, nullptr);
+        }
         for (const Scored& s : w.top) heaps[i].push(s.first, rows_.ids()[s.second], rows_.row(s.second, dim_));
         mflops[b + i] = static_cast<double>(w.scored) * graph_dim_ * 1e-6;
       }
@@ -586,8 +676,11 @@ void GraphIndex::save(const std::string& path) const {
   const size_t n = slots();
   MetaWriter m;
   for (uint64_t v : {uint64_t(dim_), uint64_t(graph_dim_), uint64_t(M_), uint64_t(ef_construction_),
-                     uint64_t(metric_), seed_, uint64_t(n), inserted_})
+                     uint64_t(metric_), seed_, uint64_t(storage_), uint64_t(n), inserted_})
     m.u64(v);
+  m.u64(code_min_.size());  // SQ8 ranges (0 until the first add)
+  m.f32s(code_min_.data(), code_min_.size());
+  m.f32s(code_step_.data(), code_step_.size());
   m.i64(entry_);
   m.i64(max_level_);
   m.i64(ids_.next_id());
@@ -612,14 +705,26 @@ std::unique_ptr<GraphIndex> GraphIndex::from_file(IndexFile f) {
   size_t ef_c = r.count(uint64_t(1) << 32, "ef_construction");
   uint64_t metric = r.count(2, "metric");
   uint64_t seed = r.u64();
+  uint64_t storage = r.count(1, "graph storage");
   ADANNS_CHECK(dim >= 1 && graph_dim >= 1 && M >= 2 && ef_c >= 1, "corrupt index file: bad graph parameters");
-  auto index = std::make_unique<GraphIndex>(dim, graph_dim, M, ef_c, static_cast<Metric>(metric), seed);
+  auto index = std::make_unique<GraphIndex>(dim, graph_dim, M, ef_c, static_cast<Metric>(metric), seed,
+                                            static_cast<GraphStorage>(storage));
   GraphIndex& g = *index;
   const size_t per_node = dim + (g.alias_ ? 0 : graph_dim) + 1 + 2 * M;
   size_t n = r.count(f.data_floats / per_node, "node count");
   ADANNS_CHECK(n * per_node == f.data_floats, "corrupt index file: ", f.data_floats,
                " stored words do not match ", n, " graph nodes");
   g.inserted_ = r.u64();
+  size_t ranges = r.count(graph_dim, "code range count");
+  ADANNS_CHECK(ranges == 0 || (ranges == graph_dim && g.storage_ == GraphStorage::SQ8),
+               "corrupt index file: code ranges without SQ8 storage");
+  g.code_min_.resize(ranges);
+  g.code_step_.resize(ranges);
+  r.f32s(g.code_min_.data(), ranges);
+  r.f32s(g.code_step_.data(), ranges);
+  for (size_t j = 0; j < ranges; ++j)
+    ADANNS_CHECK(std::isfinite(g.code_min_[j]) && std::isfinite(g.code_step_[j]) && g.code_step_[j] > 0,
+                 "corrupt index file: bad code range");
   g.entry_ = r.i64();
   int64_t top = r.i64();
   idx_t next = r.i64();
@@ -681,6 +786,12 @@ std::unique_ptr<GraphIndex> GraphIndex::from_file(IndexFile f) {
     g.mapping_ = f.mapping;
   } else {
     g.rows_.set_owned(std::vector<float>(data, data + n * dim), std::move(ids));
+  }
+  if (g.storage_ == GraphStorage::SQ8) {  // codes are derived data: re-encoded, not stored
+    ADANNS_CHECK(n == 0 || ranges == graph_dim, "corrupt index file: SQ8 nodes without code ranges");
+    g.codes_.resize(n * graph_dim);
+    if (g.metric_ == Metric::L2) g.code_norms_.resize(n);
+    for (size_t s = 0; s < n; ++s) g.encode(s);
   }
   return index;
 }

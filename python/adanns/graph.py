@@ -10,6 +10,7 @@ from . import _validate as v
 from .index import SearchResult, _funnel, _Index, native
 
 DEFAULT_EF = 64
+STORAGES = ("float32", "sq8")
 # ef values the default tuning grid tries: steps of about 1.4x.
 GRAPH_EFS = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
@@ -18,13 +19,15 @@ class GraphIndex(_Index):
     """HNSW on the first ``graph_dim`` coordinates (default: all), full vectors kept for re-ranking.
 
     ``M`` links per node (``2M`` on the bottom level), ``ef_construction`` the beam width of insertion,
-    ``seed`` the level draws. ``add(threads=1)`` builds the same graph for the same seed and data every
+    ``seed`` the level draws. ``storage="sq8"`` walks 8-bit codes of the prefix (one byte per coordinate,
+    per-coordinate ranges from the first batch added; values outside are clamped) instead of the float
+    prefix: a quarter of the memory traffic per node; construction always uses the float prefixes. ``add(threads=1)`` builds the same graph for the same seed and data every
     time; with more threads nodes are inserted concurrently and the graph depends on scheduling.
     ``remove`` leaves tombstones that searches skip; past 10% of the nodes the index consolidates
     (repairs the neighbourhoods of removed nodes and drops them)."""
 
     def __init__(self, dim: int, graph_dim: int | None = None, M: int = 32, ef_construction: int = 200,
-                 metric: str = "ip", seed: int = 0):
+                 metric: str = "ip", seed: int = 0, storage: str = "float32"):
         dim = v.positive_int(dim, "dim")
         graph_dim = dim if graph_dim is None else v.positive_int(graph_dim, "graph_dim")
         if graph_dim > dim:
@@ -32,13 +35,16 @@ class GraphIndex(_Index):
         M = v.positive_int(M, "M", minimum=2)
         if M > 256:
             raise ValueError(f"M must be <= 256, got {M}")
+        if storage not in STORAGES:
+            raise ValueError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
         self._impl = _core.GraphIndex(dim, graph_dim, M, v.positive_int(ef_construction, "ef_construction"),
-                                      v.metric(metric), v.positive_int(seed, "seed", minimum=0))
+                                      v.metric(metric), v.positive_int(seed, "seed", minimum=0), storage)
 
     graph_dim = native("graph_dim")
     M = native("M")
     ef_construction = native("ef_construction")
     seed = native("seed")
+    storage = native("storage")
     max_level = native("max_level")
 
     @property
@@ -71,8 +77,9 @@ class GraphIndex(_Index):
         """Walks the graph with beam width ``ef`` (default 64; raised to ``rerank_k`` and ``k``) on the
         first ``graph_dim`` coordinates of each query, then re-ranks.
 
-        Re-ranking by default: a query longer than ``graph_dim`` re-scores the ``max(ef, k)`` candidates
-        with all its coordinates; ``rerank_dim=0`` keeps the graph's prefix scores; ``rerank_dim`` /
+        Re-ranking by default: a query longer than ``graph_dim`` (or any query, with ``storage="sq8"``)
+        re-scores the ``max(ef, k)`` candidates with all its coordinates; ``rerank_dim=0`` keeps the graph's
+        prefix scores (with sq8: their 8-bit approximations); ``rerank_dim`` /
         ``rerank_k`` / ``funnel`` choose as for the other kinds. A query shorter than ``graph_dim`` cannot
         walk the graph: it is answered exactly, by a scan of its prefix over every stored vector.
         ``target_recall`` / ``budget_mflops`` pick the settings from the frontier saved by ``tune``."""
@@ -103,7 +110,7 @@ class GraphIndex(_Index):
             if rerank_k is not None:
                 raise ValueError("rerank_k needs re-ranking: do not combine it with rerank_dim=0")
             return 0, 0, []
-        if rerank_dim is None and rerank_k is None and m <= self.graph_dim:
+        if rerank_dim is None and rerank_k is None and m <= self.graph_dim and self.storage == "float32":
             return 0, 0, []  # the graph's scores already use the whole query
         rd = m if rerank_dim is None else rerank_dim
         if rd > m:
@@ -122,13 +129,16 @@ class GraphIndex(_Index):
         5k of them, or none (graph scores only) when the queries are longer than graph_dim."""
         d = self.dim if query_dim is None else query_dim
         options = [{}]
+        if d > self.graph_dim or self.storage == "sq8":
+            options += [{"rerank_k": 2 * k}, {"rerank_k": 5 * k}]
         if d > self.graph_dim:
-            options += [{"rerank_dim": 0}, {"rerank_k": 2 * k}, {"rerank_k": 5 * k}]
+            options.append({"rerank_dim": 0})
         return [{"ef": ef, **r} for ef in GRAPH_EFS if ef >= k for r in options]
 
     def __repr__(self) -> str:
         return (f"GraphIndex(dim={self.dim}, graph_dim={self.graph_dim}, M={self.M}, "
-                f"ef_construction={self.ef_construction}, metric={self.metric!r}, ntotal={len(self)})")
+                f"ef_construction={self.ef_construction}, metric={self.metric!r}, storage={self.storage!r}, "
+                f"ntotal={len(self)})")
 
 
 def _wrap_loaded(impl) -> GraphIndex:

@@ -1,10 +1,14 @@
 // AdANNS graph index: an HNSW proximity graph built and walked on the first graph_dim coordinates
 // (a Matryoshka prefix), re-ranked with the full stored vectors by the shared pipeline (search.h).
 //
-// Storage per node (a "slot"): the full vector (RowStore, may be memory-mapped), a compact copy of
-// its prefix for traversal (cosine: unit-normalised; when graph_dim == dim and the metric is ip or
-// l2 the full vectors serve directly, no copy), a fixed block of level-0 links (count + 2M slots)
-// and, for the few nodes above level 0, M links per upper level.
+// Storage per node (a "slot"): the full vector (RowStore, may be memory-mapped), a fixed block of
+// level-0 links (count + 2M slots) and, for the few nodes above level 0, M links per upper level.
+// Distances between nodes (construction) use the first graph_dim coordinates of the stored vectors
+// (ip, l2), or a unit-normalised copy of that prefix (cosine). Queries walk the same float prefixes
+// (storage Float32) or a compact copy of them as 8-bit codes (storage SQ8: one byte per coordinate,
+// a per-coordinate range learnt from the first batch added, values outside it clamped): a node then
+// costs graph_dim bytes of memory traffic instead of 4 * graph_dim. Either way the walk's candidates
+// are re-ranked with the full float vectors.
 //
 // Removal marks a tombstone: traversal still walks through the node but never returns it. When
 // tombstones pass kConsolidateFraction of the slots, consolidate() repairs every neighbourhood
@@ -34,11 +38,13 @@ namespace adanns {
 
 class NodeLocks;  // graph.cpp
 
+enum class GraphStorage : uint32_t { Float32 = 0, SQ8 = 1 };
+
 class GraphIndex {
  public:
   // M: links per node on upper levels (2M on level 0); ef_construction: beam width of insertion.
   GraphIndex(size_t dim, size_t graph_dim, size_t M, size_t ef_construction, Metric metric,
-             uint64_t seed);
+             uint64_t seed, GraphStorage storage = GraphStorage::Float32);
 
   size_t dim() const { return dim_; }
   size_t graph_dim() const { return graph_dim_; }
@@ -46,6 +52,7 @@ class GraphIndex {
   size_t ef_construction() const { return ef_construction_; }
   Metric metric() const { return metric_; }
   uint64_t seed() const { return seed_; }
+  GraphStorage storage() const { return storage_; }
   size_t size() const;           // live vectors
   size_t tombstones() const;     // removed but not yet consolidated
   size_t bytes() const;
@@ -97,8 +104,14 @@ class GraphIndex {
   void insert(uint32_t node, Walk& w, NodeLocks& locks);
   std::vector<uint32_t> prune(uint32_t base, std::vector<std::pair<float, uint32_t>>& cand, size_t limit,
                               Walk& w) const;
-  void walk_layer(const float* q, size_t ef, int level, Walk& w, NodeLocks* locks) const;
-  std::pair<float, uint32_t> descend(const float* q, int top, int stop, Walk& w, NodeLocks* locks) const;
+  template <class Scorer>
+  void walk_layer(const Scorer& score, size_t ef, int level, Walk& w, NodeLocks* locks) const;
+  template <class Scorer>
+  std::pair<float, uint32_t> descend(const Scorer& score, int top, int stop, Walk& w, NodeLocks* locks) const;
+  void set_code_ranges(const float* x, size_t n);
+  void encode(size_t slot);  // SQ8 codes of one node from its prefix
+  struct FloatScorer;
+  struct CodeScorer;
   void tombstone(idx_t id);
   void consolidate_locked(int threads);
   void scan_exact(const PreparedQueries& pq, std::vector<TopK>& heaps) const;
@@ -106,11 +119,15 @@ class GraphIndex {
   size_t dim_, graph_dim_, M_, ef_construction_;
   Metric metric_;
   uint64_t seed_;
-  bool alias_;  // traversal reads the full vectors (graph_dim == dim, ip or l2)
+  GraphStorage storage_;
+  bool alias_;  // node prefixes are read from the full vectors (ip, l2); cosine keeps a unit copy
   double level_mult_;
 
   RowStore rows_;                          // full vectors and ids, one per slot
   std::vector<float> prefix_;              // slots x graph_dim (empty when alias_)
+  std::vector<float> code_min_, code_step_;  // SQ8: value = min + code * step, per coordinate
+  std::vector<uint8_t> codes_;             // SQ8: slots x graph_dim
+  std::vector<float> code_norms_;          // SQ8 with l2: |decoded prefix|^2 per slot
   std::vector<uint32_t> links0_;           // slots x (1 + 2M)
   std::vector<std::vector<uint32_t>> upper_;  // per slot: level x (1 + M), levels 1..top
   std::vector<uint8_t> levels_, deleted_;
