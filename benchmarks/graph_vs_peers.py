@@ -3,8 +3,10 @@ graph indexes users compare it with? (wordnet-minilm, metric ip, k = 10, search 
 
 Peers, built in the same process with the same M and ef_construction (200): hnswlib (M 16 and 32), faiss
 IndexHNSWFlat (M 32) and faiss HNSW32,SQ8 wrapped in IndexRefineFlat (codes walked, full vectors re-rank).
-adanns GraphIndex is built on several prefixes graph_dim (all 384 coordinates = a plain HNSW); a query
-walks the graph on its first graph_dim coordinates and re-ranks the whole beam with all 384.
+adanns GraphIndex is built on several prefixes graph_dim (all 384 coordinates = a plain HNSW), walked on
+float32 prefixes or on their 8-bit codes (storage sq8); a query walks the graph on its first graph_dim
+coordinates and re-ranks the whole beam with all 384. Memory: adanns' `nbytes` (vectors, links, codes);
+the peers' serialized size (their in-memory layout).
 
 Sections (``--only``, comma-separated; default all):
   search  Build every index with 2 threads (build time, index size on disk), sweep ef (and faiss' k_factor),
@@ -58,13 +60,15 @@ def file_size(save) -> int:
         return os.path.getsize(path)
 
 
-def build_adanns(x, M, graph_dim):
+def build_adanns(x, M, graph_dim, storage):
     t = time.perf_counter()
-    index = adanns.GraphIndex(x.shape[1], graph_dim=graph_dim, M=M, ef_construction=EF_C, metric="ip")
+    index = adanns.GraphIndex(x.shape[1], graph_dim=graph_dim, M=M, ef_construction=EF_C, metric="ip",
+                              storage=storage)
     index.add(x, threads=BUILD_THREADS)
     build = time.perf_counter() - t
-    return System(f"adanns graph M{M} d{graph_dim}", lambda q, ef: index.search(q, K, ef=ef, threads=1).ids,
-                  [{"ef": ef} for ef in EFS], build, file_size(index.save), False), index
+    return System(f"adanns graph M{M} d{graph_dim} {storage}",
+                  lambda q, ef: index.search(q, K, ef=ef, threads=1).ids,
+                  [{"ef": ef} for ef in EFS], build, index.nbytes, False), index
 
 
 def build_hnswlib(x, M):
@@ -146,10 +150,9 @@ def p50_single_query_us(system, q, setting, n=500):
 def run_search(c, args):
     x, q, gt = c.base, c.queries, c.gt
     systems = []
-    for gd in args.graph_dims:
-        for M in args.adanns_m:
-            systems.append(build_adanns(x, M, gd)[0])
-            print(f"built {systems[-1].name}: {systems[-1].build_s:.1f} s", flush=True)
+    for M, gd, storage in args.adanns:
+        systems.append(build_adanns(x, M, gd, storage)[0])
+        print(f"built {systems[-1].name}: {systems[-1].build_s:.1f} s", flush=True)
     for M in (16, 32):
         systems.append(build_hnswlib(x, M))
         print(f"built {systems[-1].name}: {systems[-1].build_s:.1f} s", flush=True)
@@ -172,7 +175,7 @@ def run_search(c, args):
         f95 = best[(s.name, 0.95)]
         row.append(p50_single_query_us(s, q, f95["setting"]) if f95 else None)
         table.append(row)
-    columns = ["system", "build s (2 threads)", "size MB", "QPS @0.95", "setting @0.95", "QPS @0.98", "setting @0.98",
+    columns = ["system", "build s (2 threads)", "memory MB", "QPS @0.95", "setting @0.95", "QPS @0.98", "setting @0.98",
                "p50 us @0.95 (1 query/call)"]
     print_table("fastest setting per recall target", columns, table)
 
@@ -192,7 +195,7 @@ def run_search(c, args):
         M = o.name.split(" M")[1].split()[0]
         h = next(p for p in systems if p.name == f"hnswlib M{M}")
         summary.append(f"{o.name}: build {o.build_s:.0f} s vs hnswlib M{M} {h.build_s:.0f} s "
-                       f"({o.build_s / h.build_s:.2f}x); size {o.size_bytes / h.size_bytes:.2f}x")
+                       f"({o.build_s / h.build_s:.2f}x); memory {o.size_bytes / h.size_bytes:.2f}x")
     for line in summary:
         print(line)
     return {"summary": summary,
@@ -204,9 +207,9 @@ def run_search(c, args):
 
 def run_churn(c, args):
     x, q, gt = c.base, c.queries, c.gt
-    M, gd = args.adanns_m[0], args.graph_dims[0]
-    fresh = build_adanns(x, M, gd)[1]
-    churned = build_adanns(x, M, gd)[1]
+    M, gd, storage = args.adanns[0]
+    fresh = build_adanns(x, M, gd, storage)[1]
+    churned = build_adanns(x, M, gd, storage)[1]
     rng = np.random.default_rng(0)
     moved = rng.choice(len(x), size=int(0.3 * len(x)), replace=False)
     t = time.perf_counter()
@@ -221,8 +224,9 @@ def run_churn(c, args):
         a = recall_at(fresh.search(q, K, ef=ef, threads=1).ids, gt)
         b = recall_at(churned.search(q, K, ef=ef, threads=1).ids, gt)
         rows.append([ef, a, b, b - a])
-    print_table(f"churn: adanns graph M{M} d{gd}, 30% removed then re-added", ["ef", "fresh", "churned", "diff"], rows)
-    summary = [f"adanns graph M{M} d{gd}: 30% of {len(x):,} removed in 3 batches in {remove_s:.1f} s (consolidation "
+    print_table(f"churn: adanns graph M{M} d{gd} {storage}, 30% removed then re-added",
+                ["ef", "fresh", "churned", "diff"], rows)
+    summary = [f"adanns graph M{M} d{gd} {storage}: 30% of {len(x):,} removed in 3 batches in {remove_s:.1f} s (consolidation "
                f"included), re-added in {readd_s:.1f} s (2 threads); worst recall difference "
                f"{min(r[3] for r in rows):+.4f}"]
     print(summary[0])
@@ -235,12 +239,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arg(ap)
     ap.add_argument("--only", default="search,churn")
-    ap.add_argument("--graph-dims", default="128,384", help="adanns graph_dim values (default %(default)s)")
-    ap.add_argument("--adanns-m", default="16", help="adanns M values (default %(default)s)")
+    ap.add_argument("--adanns", default="16:192:sq8,16:128:sq8,16:384:sq8,16:384:float32",
+                    help="adanns configurations M:graph_dim:storage, comma-separated; the first is used by churn "
+                         "(default %(default)s)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    args.graph_dims = [int(v) for v in args.graph_dims.split(",")]
-    args.adanns_m = [int(v) for v in args.adanns_m.split(",")]
+    args.adanns = [(int(m), int(d), st) for m, d, st in (c.split(":") for c in args.adanns.split(","))]
     c = load_corpus(args.data)
     print(cpu_summary(machine_info()), flush=True)
     payload = {}
