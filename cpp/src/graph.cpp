@@ -297,10 +297,11 @@ void GraphIndex::walk_layer(const Scorer& score, size_t ef, int level, Walk& w, 
   }
 }
 
-// Greedy descent from the entry point through levels top..stop+1; returns the nearest node found.
+// Greedy descent from `entry` through levels top..stop+1; returns the nearest node found.
 template <class Scorer>
-Scored GraphIndex::descend(const Scorer& score, int top, int stop, Walk& w, NodeLocks* locks) const {
-  uint32_t cur = static_cast<uint32_t>(entry_);
+Scored GraphIndex::descend(const Scorer& score, uint32_t entry, int top, int stop, Walk& w,
+                           NodeLocks* locks) const {
+  uint32_t cur = entry;
   float dcur = score(cur, w);
   for (int level = top; level > stop; --level) {
     for (bool moved = true; moved;) {
@@ -328,7 +329,8 @@ void GraphIndex::insert(uint32_t node, Walk& w, NodeLocks& locks) {
   const int level = levels_[node];
   std::unique_lock<std::mutex> entry_lock(locks.entry);
   const int top = max_level_;
-  if (entry_ < 0) {
+  const int64_t entry = entry_;  // read under the lock: another insertion may move it
+  if (entry < 0) {
     entry_ = node;
     max_level_ = level;
     return;
@@ -338,7 +340,7 @@ void GraphIndex::insert(uint32_t node, Walk& w, NodeLocks& locks) {
   if (level <= top) entry_lock.unlock();
   const float* q = node_prefix(node);
   const FloatScorer score{*this, q};
-  w.entries.assign(1, descend(score, top, level, w, &locks));
+  w.entries.assign(1, descend(score, static_cast<uint32_t>(entry), top, level, w, &locks));
   std::vector<Scored> cand;
   for (int l = std::min(level, top); l >= 0; --l) {
     walk_layer(score, ef_construction_, l, w, &locks);
@@ -620,11 +622,11 @@ void GraphIndex::search(const float* q, size_t nq, size_t qdim, const SearchPara
             norm += static_cast<double>(qi[j]) * qi[j];
           }
           const CodeScorer score{*this, w.scaled.data(), static_cast<float>(offset), static_cast<float>(norm)};
-          w.entries.assign(1, descend(score, max_level_, 0, w, nullptr));
+          w.entries.assign(1, descend(score, static_cast<uint32_t>(entry_), max_level_, 0, w, nullptr));
           walk_layer(score, beam, 0, w, nullptr);
         } else {
           const FloatScorer score{*this, qi};
-          w.entries.assign(1, descend(score, max_level_, 0, w, nullptr));
+          w.entries.assign(1, descend(score, static_cast<uint32_t>(entry_), max_level_, 0, w, nullptr));
           walk_layer(score, beam, 0, w, nullptr);
         }
         for (const Scored& s : w.top) heaps[i].push(s.first, rows_.ids()[s.second], rows_.row(s.second, dim_));

@@ -107,7 +107,8 @@ class GraphIndex {
   template <class Scorer>
   void walk_layer(const Scorer& score, size_t ef, int level, Walk& w, NodeLocks* locks) const;
   template <class Scorer>
-  std::pair<float, uint32_t> descend(const Scorer& score, int top, int stop, Walk& w, NodeLocks* locks) const;
+  std::pair<float, uint32_t> descend(const Scorer& score, uint32_t entry, int top, int stop, Walk& w,
+                                     NodeLocks* locks) const;
   void set_code_ranges(const float* x, size_t n);
   void encode(size_t slot);  // SQ8 codes of one node from its prefix
   struct FloatScorer;
