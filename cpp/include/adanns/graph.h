@@ -11,13 +11,15 @@
 // are re-ranked with the full float vectors.
 //
 // Removal marks a tombstone: traversal still walks through the node but never returns it. When
-// tombstones pass kConsolidateFraction of the slots, consolidate() repairs every neighbourhood
-// that pointed at one (its live neighbours plus the dead nodes' live neighbours, pruned again by
-// the HNSW heuristic) and compacts the slots, so recall does not decay under churn.
+// tombstones pass kConsolidateFraction of the slots, consolidate() repairs every neighbour list
+// that named one (the live neighbours stay; the freed places go to the dead nodes' live neighbours
+// and to the results of a local beam search, by the HNSW heuristic and then nearest first) and
+// compacts the slots, so recall does not decay under churn. It costs about one insertion walk per
+// repaired list.
 //
 // Threads: a build with one thread is deterministic for a seed (levels are drawn from the seed and
 // the insertion counter, never from scheduling). With more threads nodes are inserted concurrently
-// (per-node locks), so the graph, and hence approximate results, depend on scheduling. Searches
+// (striped locks on the adjacency lists), so the graph, and hence approximate results, depend on scheduling. Searches
 // and consolidation do not depend on the thread count.
 #pragma once
 
