@@ -37,7 +37,7 @@ import numpy as np
 import adanns
 
 from _common import (add_data_arg, cpu_summary, load_corpus, machine_info, print_table, recall_at, time_fn,
-                     write_results)
+                     time_interleaved, write_results)
 
 K = 10
 EF_C = 200
