@@ -433,6 +433,18 @@ static void test_graph_churn_and_file() {
     refused = true;
   }
   EXPECT(refused, "corrupted graph file was loaded");
+
+  // SQ8 codes (l2: decoded norms kept per node) through a build, a consolidation and a file.
+  GraphIndex coded(d, 24, 6, 30, Metric::L2, 4, GraphStorage::SQ8);
+  coded.add(x.data(), n, nullptr, 2);
+  coded.remove(gone.data(), gone.size());
+  EXPECT(coded.tombstones() == 0 && coded.size() == n - gone.size(), "sq8 size %zu", coded.size());
+  coded.search(x.data(), nq, d, p, s1.data(), i1.data(), m1.data());
+  for (idx_t id : i1) EXPECT(id >= 0 && (id >= 500 || id % 2 == 1), "removed id %lld returned", (long long)id);
+  coded.save(path);
+  auto loaded = GraphIndex::from_file(read_index_file(path, true, true));
+  loaded->search(x.data(), nq, d, p, s2.data(), i2.data(), m2.data());
+  EXPECT(i1 == i2 && s1 == s2, "loaded sq8 graph answers differently");
   std::remove(path.c_str());
 }
 
