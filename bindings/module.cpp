@@ -10,6 +10,7 @@
 #include "adanns/common.h"
 #include "adanns/distances.h"
 #include "adanns/flat.h"
+#include "adanns/graph.h"
 #include "adanns/id_map.h"
 #include "adanns/io.h"
 #include "adanns/ivf.h"
@@ -24,6 +25,7 @@ using namespace adanns;
 using namespace adanns_bind;
 
 void bind_pq(py::module_& m);
+void bind_graph(py::module_& m);  // bindings/graph.cpp
 
 // bindings/binary.cpp
 void bind_binary(py::module_& m);
@@ -113,6 +115,19 @@ PYBIND11_MODULE(_core, m) {
     float* o = out.mutable_data();
     py::gil_scoped_release release;
     gemm_ip(a.data, a.rows, a.cols, b.data, b.rows, b.cols, dim, o, b.rows);
+    return out;
+  });
+  m.def("kernel_dot_u8", [](const FloatArray& q, const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& codes) {
+    Matrix a = matrix(q, "q");
+    ADANNS_CHECK(codes.ndim() == 2 && static_cast<size_t>(codes.shape(1)) == a.cols,
+                 "codes must be (n, ", a.cols, ") uint8");
+    size_t n = static_cast<size_t>(codes.shape(0));
+    auto out = block_result(a.rows, n);
+    float* o = out.mutable_data();
+    const uint8_t* c = codes.data();
+    py::gil_scoped_release release;
+    for (size_t i = 0; i < a.rows; ++i)
+      for (size_t j = 0; j < n; ++j) o[i * n + j] = dot_u8(a.data + i * a.cols, c + j * a.cols, a.cols);
     return out;
   });
   m.def("kernel_norms_sq", [](const FloatArray& x, size_t dim) {
@@ -220,6 +235,7 @@ PYBIND11_MODULE(_core, m) {
 
   bind_binary(m);
   bind_pq(m);
+  bind_graph(m);
 
   m.def("load", [](const std::string& path, bool mmap, bool verify) -> py::object {
     IndexFile file;
@@ -230,6 +246,7 @@ PYBIND11_MODULE(_core, m) {
     if (file.kind == IndexKind::Flat) return py::cast(FlatIndex::from_file(std::move(file)));
     if (file.kind == IndexKind::Binary) return binary_index_from_file(std::move(file));
     if (file.kind == IndexKind::PQ) return py::cast(PQIndex::from_file(std::move(file)));
+    if (file.kind == IndexKind::Graph) return py::cast(GraphIndex::from_file(std::move(file)));
     return py::cast(IVFIndex::from_file(std::move(file)));
   });
 }

@@ -31,6 +31,8 @@ void one_to_many_l2(const float* q, const float* x, size_t nx, size_t xs, size_t
   simd::kernels().block_l2(q, 1, d, x, nx, xs, d, out, nx);
 }
 
+float dot_u8(const float* q, const uint8_t* code, size_t d) { return simd::kernels().dot_u8(q, code, d); }
+
 void norms_sq(const float* x, size_t nx, size_t xs, size_t d, float* out) {
   simd::kernels().norms_sq(x, nx, xs, d, out);
 }

@@ -233,7 +233,8 @@ IndexFile read_index_file(const std::string& path, bool mmap, bool verify) {
   if (h.version != kFormatVersion)
     corrupt(path, "unsupported format version " + std::to_string(h.version));
   if (h.kind != static_cast<uint32_t>(IndexKind::Flat) && h.kind != static_cast<uint32_t>(IndexKind::IVF) &&
-      h.kind != static_cast<uint32_t>(IndexKind::Binary) && h.kind != static_cast<uint32_t>(IndexKind::PQ))
+      h.kind != static_cast<uint32_t>(IndexKind::Binary) && h.kind != static_cast<uint32_t>(IndexKind::PQ) &&
+      h.kind != static_cast<uint32_t>(IndexKind::Graph))
     corrupt(path, "unknown index kind " + std::to_string(h.kind));
   if (h.meta_off != kHeaderSize || h.meta_size > size || h.data_off < h.meta_off + h.meta_size ||
       h.data_off % kAlign != 0 || h.data_size % sizeof(float) != 0)

@@ -1,6 +1,6 @@
 // C++ checks of the core without Python, meant to run under the sanitizers (make test-cpp):
-// every SIMD level against the scalar oracle on awkward sizes, an IVF round trip through a file,
-// and rejection of corrupted files.
+// every SIMD level against the scalar oracle on awkward sizes, IVF and graph round trips through a
+// file, and rejection of corrupted files.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +16,7 @@
 #include "adanns/fastscan.h"
 #include "adanns/hamming.h"
 #include "adanns/flat.h"
+#include "adanns/graph.h"
 #include "adanns/io.h"
 #include "adanns/ivf.h"
 #include "adanns/pq_index.h"
@@ -650,6 +651,78 @@ static void test_fastscan_levels_on_awkward_sizes() {
       }
 }
 
+// The graph under the sanitizers: a two-thread build (the striped locks), tombstones, consolidation,
+// upsert, a search at every SIMD level, a file round trip and a corrupted file.
+static void test_graph_churn_and_file() {
+  LevelGuard guard;
+  Rng rng(23);
+  const size_t n = 2000, d = 40, nq = 15, k = 10;
+  std::vector<float> x = random_rows(rng, n, d);
+  GraphIndex index(d, 16, 6, 30, Metric::Cosine, 4);
+  index.add(x.data(), n, nullptr, 2);
+  std::vector<idx_t> gone;
+  for (idx_t i = 0; i < 500; i += 2) gone.push_back(i);
+  index.remove(gone.data(), 100);  // below the threshold: tombstones
+  EXPECT(index.tombstones() == 100, "tombstones %zu", index.tombstones());
+  index.remove(gone.data() + 100, 150);  // past it: consolidated
+  EXPECT(index.tombstones() == 0 && index.size() == n - 250, "size %zu", index.size());
+  std::vector<idx_t> again = {1, 3, 5000};
+  index.add(x.data() + 100 * d, again.size(), again.data(), 2, true);
+  EXPECT(index.size() == n - 249, "size after upsert %zu", index.size());
+  SearchParams p;
+  p.k = k;
+  p.ef = 32;
+  p.set_rerank(d, 32);
+  std::vector<float> s1(nq * k), s2(nq * k);
+  std::vector<idx_t> i1(nq * k), i2(nq * k);
+  std::vector<double> m1(nq), m2(nq);
+  for (SimdLevel level : available_simd_levels()) {
+    set_simd_level(level);
+    index.search(x.data(), nq, d, p, s1.data(), i1.data(), m1.data());
+    for (idx_t id : i1) EXPECT(id >= 0 && (id >= 500 || id % 2 == 1), "removed id %lld returned", (long long)id);
+  }
+  SearchParams short_query = p;
+  short_query.set_rerank(0, 0);
+  index.search(x.data(), nq, 8, short_query, s2.data(), i2.data(), m2.data());  // shorter than graph_dim: a scan
+  for (idx_t id : i2) EXPECT(id >= 0 && (id >= 500 || id % 2 == 1), "removed id %lld returned", (long long)id);
+
+  std::string path = "/tmp/adanns_cpp_graph_" + std::to_string(::getpid()) + ".adanns";
+  index.save(path);
+  for (bool mmap : {false, true}) {
+    auto loaded = GraphIndex::from_file(read_index_file(path, mmap, true));
+    loaded->search(x.data(), nq, d, p, s2.data(), i2.data(), m2.data());
+    EXPECT(i1 == i2 && s1 == s2, "loaded graph (mmap=%d) answers differently", int(mmap));
+    loaded->add(x.data(), 5, nullptr, 1);
+    EXPECT(loaded->size() == index.size() + 5, "loaded graph size %zu", loaded->size());
+  }
+  std::FILE* f = std::fopen(path.c_str(), "r+b");
+  std::fseek(f, 130, SEEK_SET);
+  int c = std::fgetc(f);
+  std::fseek(f, 130, SEEK_SET);
+  std::fputc(c ^ 0x11, f);
+  std::fclose(f);
+  bool refused = false;
+  try {
+    GraphIndex::from_file(read_index_file(path, false, true));
+  } catch (const Error&) {
+    refused = true;
+  }
+  EXPECT(refused, "corrupted graph file was loaded");
+
+  // SQ8 codes (l2: decoded norms kept per node) through a build, a consolidation and a file.
+  GraphIndex coded(d, 24, 6, 30, Metric::L2, 4, GraphStorage::SQ8);
+  coded.add(x.data(), n, nullptr, 2);
+  coded.remove(gone.data(), gone.size());
+  EXPECT(coded.tombstones() == 0 && coded.size() == n - gone.size(), "sq8 size %zu", coded.size());
+  coded.search(x.data(), nq, d, p, s1.data(), i1.data(), m1.data());
+  for (idx_t id : i1) EXPECT(id >= 0 && (id >= 500 || id % 2 == 1), "removed id %lld returned", (long long)id);
+  coded.save(path);
+  auto loaded = GraphIndex::from_file(read_index_file(path, true, true));
+  loaded->search(x.data(), nq, d, p, s2.data(), i2.data(), m2.data());
+  EXPECT(i1 == i2 && s1 == s2, "loaded sq8 graph answers differently");
+  std::remove(path.c_str());
+}
+
 int main() {
   test_kernels_match_scalar();
   test_ivf_roundtrip_and_corruption();
@@ -661,6 +734,7 @@ int main() {
   test_pq_index_roundtrip();
   test_fastscan_levels_on_awkward_sizes();
   test_format_fuzz();
+  test_graph_churn_and_file();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);
     return 1;

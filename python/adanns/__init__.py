@@ -6,6 +6,7 @@ from .binarized import BinarizedIndex
 from .binary import BinaryIndex, HammingResult, RangeResult, RerankResult, hamming_kernel
 from .clustering import kmeans
 from .codes import LLC, Binarizer, CodeClassifier, binarize
+from .graph import GraphIndex
 from .index import FlatIndex, IVFIndex, SearchResult, load
 from .opq import train_opq, train_pq
 from .pq import IVFOPQIndex, OPQIndex
@@ -18,6 +19,7 @@ __all__ = [
     "Binarizer",
     "CodeClassifier",
     "FlatIndex",
+    "GraphIndex",
     "HammingResult",
     "IVFIndex",
     "IVFOPQIndex",

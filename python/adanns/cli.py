@@ -1,6 +1,6 @@
 """The ``adanns`` command: build an index from a .npy file, search it, describe it, serve indexes over HTTP.
 
-    adanns build BASE.npy -o INDEX [--kind ivf|flat|opq|ivfopq|binary] [--nlist N] [--cluster-dim D] [--metric cosine|ip|l2]
+    adanns build BASE.npy -o INDEX [--kind ivf|flat|opq|ivfopq|binary|graph] [--nlist N] [--cluster-dim D] [--metric cosine|ip|l2]
     adanns tune INDEX QUERIES.npy [-k 10] [--sample N] [--seed S]      # stores the frontier in INDEX
     adanns search INDEX QUERIES.npy [-k 10] [--target-recall R | --budget-mflops B | --nprobe N ...] [-o OUT.npz]
     adanns info INDEX
@@ -60,7 +60,7 @@ def _chunks(n: int, size: int):
 
 # Cosine where the kind supports it: a Matryoshka prefix query on an ip index ranks by the un-normalised
 # prefix inner product (README). The PQ and binary kinds support ip (and l2 for PQ) only.
-DEFAULT_METRIC = {"flat": "cosine", "ivf": "cosine", "opq": "ip", "ivfopq": "ip", "binary": "ip"}
+DEFAULT_METRIC = {"flat": "cosine", "ivf": "cosine", "opq": "ip", "ivfopq": "ip", "binary": "ip", "graph": "ip"}
 
 
 def _new_index(args, dim: int):
@@ -77,6 +77,9 @@ def _new_index(args, dim: int):
         return adanns.IVFOPQIndex(dim, nlist=args.nlist, cluster_dim=args.cluster_dim, m=args.m, pq_dim=args.pq_dim,
                                   metric=metric, opq=not args.no_opq, nbits=args.nbits, seed=args.seed,
                                   niter=args.niter)
+    if kind == "graph":
+        return adanns.GraphIndex(dim, graph_dim=args.graph_dim, M=args.M, ef_construction=args.ef_construction,
+                                 metric=metric, seed=args.seed)
     if metric != "ip":
         raise ValueError(f"--kind binary re-scores by inner product: --metric must be ip, got {metric}")
     return adanns.BinarizedIndex(dim, bits=args.bits, rotation=args.rotation, seed=args.seed)
@@ -101,7 +104,7 @@ def build(args) -> int:
             raise ValueError(f"ids {args.ids!r} must have shape ({n},), got {ids.shape}")
     t0 = time.perf_counter()
     index = _new_index(args, dim)
-    if args.kind != "flat":
+    if args.kind not in ("flat", "graph"):
         # Train on a seeded random sample (sorted rows: sequential reads of the mapped file).
         m = min(n, args.train_size or _default_train_size(args))
         rows = np.sort(np.random.default_rng(args.seed).choice(n, size=m, replace=False))
@@ -131,7 +134,7 @@ def build(args) -> int:
 
 # With no knobs, a tuned index answers at this recall (--target-recall overrides it).
 DEFAULT_TARGET_RECALL = 0.95
-_KNOBS = ("nprobe", "search_dim", "rerank_dim", "rerank_k")
+_KNOBS = ("nprobe", "search_dim", "ef", "rerank_dim", "rerank_k")
 
 
 def default_nprobe(nlist: int) -> int:
@@ -202,6 +205,8 @@ def _settings(args, index, query_dim: int) -> dict:
         raise ValueError("--nprobe applies to IVF and IVF-OPQ indexes only")
     if "search_dim" in given and not isinstance(index, (adanns.FlatIndex, adanns.IVFIndex)):
         raise ValueError("--search-dim applies to flat and IVF indexes only")
+    if "ef" in given and not isinstance(index, adanns.GraphIndex):
+        raise ValueError("--ef applies to graph indexes only")
     if args.target_recall is not None and args.budget_mflops is not None:
         raise ValueError("give --target-recall or --budget-mflops, not both")
     if args.target_recall is not None or args.budget_mflops is not None:
@@ -297,7 +302,7 @@ def _sizes(index, path: str) -> str:
 def info(args) -> int:
     index = adanns.load(args.index, mmap=True, verify=False)
     kind = {adanns.FlatIndex: "flat", adanns.IVFIndex: "ivf", adanns.OPQIndex: "opq", adanns.IVFOPQIndex: "ivfopq",
-            adanns.BinarizedIndex: "binary", adanns.BinaryIndex: "binary codes"}[type(index)]
+            adanns.BinarizedIndex: "binary", adanns.BinaryIndex: "binary codes", adanns.GraphIndex: "graph"}[type(index)]
     if kind == "binary codes":
         print(f"kind       {kind}\nbits       {index.nbits}\ncodes      {len(index)}")
         print(_sizes(index, args.index))
@@ -308,6 +313,9 @@ def info(args) -> int:
               f"{'OPQ' if index.rotation is not None else 'PQ'}")
     if kind == "binary":
         print(f"codes      {index.bits} bits, rotation {index.rotation}")
+    if kind == "graph":
+        print(f"graph      HNSW on the first {index.graph_dim} dims, M {index.M}, ef_construction "
+              f"{index.ef_construction}, {index.max_level + 1} levels, {index.tombstones} tombstones")
     if kind in ("ivf", "ivfopq"):
         sizes = index.list_sizes()
         print(f"nlist      {index.nlist}\ncluster    {index.cluster_dim} dims\ntrained    {index.is_trained}")
@@ -424,12 +432,13 @@ def parser() -> argparse.ArgumentParser:
     b = command("build", "build an index from a .npy file of embeddings")
     b.add_argument("base", help="(n, d) float .npy (float16 is converted chunk by chunk)")
     b.add_argument("-o", "--output", required=True, help="index file to write")
-    b.add_argument("--kind", choices=("ivf", "flat", "opq", "ivfopq", "binary"), default="ivf",
+    b.add_argument("--kind", choices=("ivf", "flat", "opq", "ivfopq", "binary", "graph"), default="ivf",
                    help="ivf: inverted lists of full vectors (AdANNS-IVF); flat: exhaustive; opq / ivfopq: PQ codes "
-                        "(+ IVF) with re-ranking; binary: sign codes with re-scoring")
+                        "(+ IVF) with re-ranking; binary: sign codes with re-scoring; graph: HNSW walked on a "
+                        "prefix, re-ranked with the full vectors")
     b.add_argument("--metric", choices=("cosine", "ip", "l2"),
                    help="similarity (default: cosine for flat and ivf; ip for opq, ivfopq and binary, which do not "
-                        "support cosine). cosine renormalises query and row prefixes, so a Matryoshka prefix query "
+                        "support cosine, and for graph). cosine renormalises query and row prefixes, so a Matryoshka prefix query "
                         "ranks like a query of that length; ip ranks prefixes by their un-normalised inner product; "
                         "l2 is the squared distance")
     b.add_argument("--ids", help="(n,) int64 .npy of ids (default: 0..n-1)")
@@ -442,6 +451,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--no-opq", action="store_true", help="opq/ivfopq: plain PQ, no learned rotation")
     b.add_argument("--bits", type=_positive, help="binary: code bits (multiple of 8; default: dim rounded down)")
     b.add_argument("--rotation", choices=("itq",), help="binary: learn an ITQ rotation before the signs (default: none)")
+    b.add_argument("--M", type=_positive, default=32, help="graph: links per node (2M on the bottom level)")
+    b.add_argument("--ef-construction", type=_positive, default=200, help="graph: beam width of insertion")
+    b.add_argument("--graph-dim", type=_positive, help="graph: coordinates the graph is built on (default: all)")
     b.add_argument("--train-size", type=_positive,
                    help="training sample size (default ~40 per centroid: 40 * nlist, 40 * 2^nbits)")
     b.add_argument("--niter", type=int, default=20, help="k-means iterations")
@@ -486,6 +498,7 @@ def parser() -> argparse.ArgumentParser:
                         "setting when no knob is given)")
     s.add_argument("--search-dim", type=_positive,
                    help="flat/ivf: leading coordinates the scan uses (default: the query length)")
+    s.add_argument("--ef", type=_positive, help="graph: beam width of the search (default: the index's, 64)")
     s.add_argument("--rerank-dim", type=_positive,
                    help="coordinates the shortlist is re-scored with (default: the query length)")
     s.add_argument("--rerank-k", type=_positive,

@@ -292,7 +292,7 @@ class IVFIndex(_Index):
 
 
 def load(path, mmap: bool = False, verify: bool = True):
-    """Loads an index written by ``save`` (FlatIndex, IVFIndex or BinaryIndex; a BinaryIndex is
+    """Loads an index written by ``save`` (FlatIndex, IVFIndex, GraphIndex or BinaryIndex; a BinaryIndex is
     always read into memory). With ``mmap`` the vectors stay memory-mapped (not read);
     ``verify=False`` then also skips their checksum. Corrupt or truncated files raise ValueError."""
     path = os.fspath(path)
@@ -306,6 +306,9 @@ def load(path, mmap: bool = False, verify: bool = True):
     elif isinstance(impl, _core.PQIndex):  # PQ indices read their data (mmap has no effect)
         from .pq import _wrap_loaded
         obj = _wrap_loaded(impl)
+    elif isinstance(impl, _core.GraphIndex):
+        from .graph import _wrap_loaded as wrap_graph
+        obj = wrap_graph(impl)
     else:
         obj = (FlatIndex if isinstance(impl, _core.FlatIndex) else IVFIndex)._wrap(impl)
     if isinstance(obj, Tunable):

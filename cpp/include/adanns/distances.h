@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "adanns/simd.h"
@@ -29,6 +30,9 @@ void block_ip_norm(const float* q, size_t nq, size_t q_stride, const float* x, s
 // One query against many rows: out[j] = <q[:d], x_j[:d]> (resp. squared L2).
 void one_to_many_ip(const float* q, const float* x, size_t nx, size_t x_stride, size_t d, float* out);
 void one_to_many_l2(const float* q, const float* x, size_t nx, size_t x_stride, size_t d, float* out);
+
+// sum_j q[j] * code[j] for j < d: a float query against one row of 8-bit codes (SQ8 graph walks).
+float dot_u8(const float* q, const uint8_t* code, size_t d);
 
 // norms_sq[j] = |x_j[:d]|^2.
 void norms_sq(const float* x, size_t nx, size_t x_stride, size_t d, float* out);

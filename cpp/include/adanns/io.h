@@ -15,7 +15,7 @@
 
 namespace adanns {
 
-enum class IndexKind : uint32_t { Flat = 1, IVF = 2, Binary = 3, PQ = 4 };
+enum class IndexKind : uint32_t { Flat = 1, IVF = 2, Binary = 3, PQ = 4, Graph = 5 };
 constexpr uint32_t kFormatVersion = 1;
 
 // 64-bit checksum over bytes (four independent multiply-rotate lanes, then mixed).

@@ -22,6 +22,7 @@ struct RerankStage {
 struct SearchParams {
   size_t k = 10;
   size_t nprobe = 1;       // IVF only
+  size_t ef = 0;           // graph only: beam width of the walk (raised to the candidates kept)
   size_t search_dim = 0;   // d_s, resolved by the caller (1..query width)
   size_t rerank_k = 0;     // candidates the scan keeps for re-ranking (>= k when stages is not empty)
   std::vector<RerankStage> stages;  // empty: no re-ranking; every keep >= k, dims 1..query width

@@ -177,10 +177,29 @@ void gemm_packed(const float* q, size_t nq, size_t qs, const float* packed, size
   }
 }
 
+// 16 codes widened to floats per step (AVX-512F only: the tail is a masked float load and a
+// zero-padded copy of the codes).
+float dot_u8(const float* q, const unsigned char* code, size_t d) {
+  __m512 acc = _mm512_setzero_ps();
+  size_t j = 0;
+  for (; j + 16 <= d; j += 16) {
+    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(code + j));
+    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(c)), acc);
+  }
+  if (j < d) {
+    unsigned char ct[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t t = 0; j + t < d; ++t) ct[t] = code[j + t];
+    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ct));
+    __m512 qv = _mm512_maskz_loadu_ps(tail_mask(d - j), q + j);
+    acc = _mm512_fmadd_ps(qv, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(c)), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
 }  // namespace
 
 const Kernels avx512_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, pack_rows, gemm_packed, kPanel,
-                              kRowsPerBlock};
+                                kRowsPerBlock, dot_u8};
 
 }  // namespace simd
 }  // namespace adanns

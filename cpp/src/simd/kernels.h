@@ -19,6 +19,8 @@ using PackFn = void (*)(const float* x, size_t nx, size_t x_stride, size_t d, fl
 // out[i * ldo + j] = <q_i[:du], row_j[:du]> for rows packed with depth pd >= du.
 using GemmPackedFn = void (*)(const float* q, size_t nq, size_t q_stride, const float* packed,
                               size_t nx, size_t pd, size_t du, float* out, size_t ldo);
+// sum_j q[j] * code[j] over d coordinates: a float query against one row of 8-bit codes (SQ8).
+using DotU8Fn = float (*)(const float* q, const unsigned char* code, size_t d);
 
 struct Kernels {
   BlockFn block_ip;
@@ -29,6 +31,7 @@ struct Kernels {
   GemmPackedFn gemm_packed;
   size_t panel_rows;
   size_t gemm_rows_per_block;  // rows gemm_ip packs at a time (a multiple of panel_rows)
+  DotU8Fn dot_u8;
 };
 
 // The active level's table (dispatch.cpp).

@@ -76,9 +76,19 @@ void gemm_packed(const float* q, size_t nq, size_t qs, const float* packed, size
     }
 }
 
+float dot_u8(const float* q, const unsigned char* code, size_t d) {
+  float s[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t j = 0;
+  for (; j + kLanes <= d; j += kLanes)
+    for (size_t l = 0; l < kLanes; ++l) s[l] += q[j + l] * static_cast<float>(code[j + l]);
+  for (size_t l = 0; j + l < d; ++l) s[l] += q[j + l] * static_cast<float>(code[j + l]);
+  return fold(s);
+}
+
 }  // namespace
 
-const Kernels scalar_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, pack_rows, gemm_packed, 1, 256};
+const Kernels scalar_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, pack_rows, gemm_packed, 1, 256,
+                                dot_u8};
 
 }  // namespace simd
 }  // namespace adanns

@@ -480,11 +480,8 @@ class Collection:
         return ids, vectors
 
     # ------------------------------------------------------------------------------------ reads
-    def search(self, queries: np.ndarray, k: int, threads: int, nprobe=None, search_dim=None, rerank_dim=None,
-               rerank_k=None, target_recall=None, budget_mflops=None) -> adanns.SearchResult:
-        return self.search_checked(self.check_queries(queries), k, threads, nprobe=nprobe, search_dim=search_dim,
-                                   rerank_dim=rerank_dim, rerank_k=rerank_k, target_recall=target_recall,
-                                   budget_mflops=budget_mflops)
+    def search(self, queries: np.ndarray, k: int, threads: int, **knobs) -> adanns.SearchResult:
+        return self.search_checked(self.check_queries(queries), k, threads, **knobs)
 
     def check_queries(self, queries: np.ndarray) -> np.ndarray:
         """The queries as a float32 (n, d) batch with d <= dim, or Invalid (Unavailable for a failed index)."""
@@ -500,14 +497,12 @@ class Collection:
         _check_finite(queries, "queries")
         return queries
 
-    def search_checked(self, queries: np.ndarray, k: int, threads: int, nprobe=None, search_dim=None,
-                       rerank_dim=None, rerank_k=None, target_recall=None, budget_mflops=None) -> adanns.SearchResult:
-        """Searches queries that passed `check_queries`."""
+    def search_checked(self, queries: np.ndarray, k: int, threads: int, **knobs) -> adanns.SearchResult:
+        """Searches queries that passed `check_queries`; ``knobs``: nprobe, search_dim, ef, rerank_dim, rerank_k,
+        target_recall, budget_mflops (None: not given)."""
         self.require(writing=False)
         kind = self.config.kind
-        given = dict(nprobe=nprobe, search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k,
-                     target_recall=target_recall, budget_mflops=budget_mflops)
-        given = {key: value for key, value in given.items() if value is not None}
+        given = {key: value for key, value in knobs.items() if value is not None}
         allowed = kinds.KNOBS[kind] | ({"target_recall", "budget_mflops"} if hasattr(self._index, "tune") else set())
         wrong = sorted(set(given) - allowed)
         if wrong:

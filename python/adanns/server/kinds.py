@@ -1,8 +1,8 @@
 """The index kinds the service serves: their parameters (checked, defaults filled), how to build an
 empty index of each, and which search knobs each accepts.
 
-Every kind but ``flat`` learns from data (k-means, PQ codebooks, a binarizer), so it collects its
-first ``train_size`` vectors in an exact buffer and trains on them (or on ``POST .../train``).
+Every kind but ``flat`` and ``graph`` learns from data (k-means, PQ codebooks, a binarizer), so it collects
+its first ``train_size`` vectors in an exact buffer and trains on them (or on ``POST .../train``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ PARAMS: dict[str, dict[str, tuple]] = {
                "seed": (_INT, 0), "niter": (_INT, 20), "train_size": (_INT, None)},
     "binary": {"bits": (_INT, None), "rotation": ("null or \"itq\"", None), "center": (_BOOL, True),
                "seed": (_INT, 0), "train_size": (_INT, None)},
+    "graph": {"M": (_INT, 32), "ef_construction": (_INT, 200), "graph_dim": (_INT, None), "seed": (_INT, 0)},
 }
 KINDS = tuple(PARAMS)
 _MAY_BE_ZERO = {"seed", "niter"}
@@ -41,6 +42,7 @@ KNOBS = {
     "opq": {"rerank_dim", "rerank_k"},
     "ivfopq": {"nprobe", "rerank_dim", "rerank_k"},
     "binary": {"rerank_dim", "rerank_k"},
+    "graph": {"ef", "rerank_dim", "rerank_k"},
 }
 
 
@@ -79,6 +81,8 @@ def resolve(dim: int, metric: str, kind: str, params: dict) -> dict:
         if metric not in ("ip", "l2"):
             raise Invalid(f"kind {kind!r} supports metrics 'ip' and 'l2', got {metric!r}")
         params.setdefault("pq_dim", dim)
+    if kind == "graph":
+        params.setdefault("graph_dim", dim)
     if kind == "binary":
         if metric != "ip":
             raise Invalid(f"kind 'binary' re-scores by inner product: metric must be 'ip', got {metric!r}")
@@ -127,6 +131,9 @@ def new_index(dim: int, metric: str, kind: str, p: dict):
         return adanns.IVFOPQIndex(dim, nlist=p["nlist"], cluster_dim=p["cluster_dim"], m=p["m"], pq_dim=p["pq_dim"],
                                   metric=metric, opq=p["opq"], nbits=p["nbits"], residual=p["residual"],
                                   store_vectors=p["store_vectors"], seed=p["seed"], niter=p["niter"])
+    if kind == "graph":
+        return adanns.GraphIndex(dim, graph_dim=p["graph_dim"], M=p["M"], ef_construction=p["ef_construction"],
+                                 metric=metric, seed=p["seed"])
     return adanns.BinarizedIndex(dim, bits=p["bits"], rotation=p["rotation"], center=p["center"], seed=p["seed"])
 
 
@@ -137,6 +144,9 @@ def describe_file(index) -> tuple[str, dict]:
     if isinstance(index, adanns.IVFIndex):
         return "ivf", {"nlist": index.nlist, "cluster_dim": index.cluster_dim, "seed": index.seed,
                        "niter": index.niter}
+    if isinstance(index, adanns.GraphIndex):
+        return "graph", {"M": index.M, "ef_construction": index.ef_construction, "graph_dim": index.graph_dim,
+                         "seed": index.seed}
     if isinstance(index, adanns.BinarizedIndex):
         return "binary", {"bits": index.bits, "rotation": index.rotation, "center": index._binarizer.center,
                           "seed": index._binarizer.seed}

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 Metric = Literal["ip", "l2", "cosine"]
-Kind = Literal["flat", "ivf", "opq", "ivfopq", "binary"]
+Kind = Literal["flat", "ivf", "opq", "ivfopq", "binary", "graph"]
 Id = Annotated[StrictInt, Field(ge=0, lt=2**63)]
 Vector = Annotated[list[float], Field(min_length=1)]
 
@@ -78,6 +78,7 @@ class SearchRequest(_Body):
     k: Annotated[StrictInt, Field(ge=1, le=10_000)] = 10
     search_dim: Optional[Annotated[StrictInt, Field(ge=1)]] = None
     nprobe: Optional[Annotated[StrictInt, Field(ge=1)]] = None
+    ef: Optional[Annotated[StrictInt, Field(ge=1, le=100_000)]] = Field(None, description="graph: beam width")
     rerank_dim: Optional[Annotated[StrictInt, Field(ge=1)]] = None
     rerank_k: Optional[Annotated[StrictInt, Field(ge=1, le=1_000_000)]] = None
     target_recall: Optional[Annotated[float, Field(gt=0, le=1)]] = Field(
@@ -92,7 +93,7 @@ class SearchRequest(_Body):
         if self.target_recall is not None and self.budget_mflops is not None:
             raise ValueError("give target_recall or budget_mflops, not both")
         if self.target_recall is not None or self.budget_mflops is not None:
-            knobs = [n for n in ("search_dim", "nprobe", "rerank_dim", "rerank_k") if getattr(self, n) is not None]
+            knobs = [n for n in ("search_dim", "nprobe", "ef", "rerank_dim", "rerank_k") if getattr(self, n) is not None]
             if knobs:
                 raise ValueError(f"target_recall / budget_mflops choose the search settings; do not also give {knobs}")
         return self

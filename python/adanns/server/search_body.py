@@ -18,13 +18,14 @@ from .errors import Invalid
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Vector = Annotated[list[float], msgspec.Meta(min_length=1)]
-_KNOBS = ("search_dim", "nprobe", "rerank_dim", "rerank_k")
+_KNOBS = ("search_dim", "nprobe", "ef", "rerank_dim", "rerank_k")
 
 
 class SearchKnobs(msgspec.Struct, forbid_unknown_fields=True):
     k: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
     search_dim: Optional[Positive] = None
     nprobe: Optional[Positive] = None
+    ef: Optional[Annotated[int, msgspec.Meta(ge=1, le=100_000)]] = None
     rerank_dim: Optional[Positive] = None
     rerank_k: Optional[Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]] = None
     target_recall: Optional[Annotated[float, msgspec.Meta(gt=0, le=1)]] = None

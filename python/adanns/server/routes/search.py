@@ -37,6 +37,7 @@ _NPY_DOC = ("Body: JSON (one `vector` or a batch of `vectors`, and the knobs), o
 async def search(request: Request, name: str = IndexName,
                  k: Optional[int] = Query(None, description=f"{NPY} bodies only: as the JSON field"),
                  nprobe: Optional[int] = Query(None, description=f"{NPY} bodies only"),
+                 ef: Optional[int] = Query(None, description=f"{NPY} bodies only"),
                  search_dim: Optional[int] = Query(None, description=f"{NPY} bodies only"),
                  rerank_dim: Optional[int] = Query(None, description=f"{NPY} bodies only"),
                  rerank_k: Optional[int] = Query(None, description=f"{NPY} bodies only"),
