@@ -439,3 +439,22 @@ def test_sq8_codes_clamp_later_batches_and_survive_save_load(data, tmp_path, rng
     np.testing.assert_array_equal(res.scores, again.scores)
     with pytest.raises(ValueError, match="storage"):
         adanns.GraphIndex(48, storage="pq")
+
+
+def test_the_service_takes_ef_as_a_search_knob(tmp_path):
+    from _server import Server
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    with Server(tmp_path / "d") as server, server.client() as c:
+        assert c.put("/indexes/g", json={"dim": 16, "kind": "graph", "params": {"M": 8}}).status_code == 201
+        c.post("/indexes/g/vectors", json={"ids": list(range(400)), "vectors": x.tolist()})
+        r = c.post("/indexes/g/search", json={"vectors": x[:5].tolist(), "k": 1, "ef": 200})
+        assert r.status_code == 200 and [h["ids"][0] for h in r.json()["results"]] == [0, 1, 2, 3, 4]
+        r = c.post("/indexes/g/search", json={"vector": x[0].tolist(), "k": 1, "ef": 0})
+        assert r.status_code == 422
+        r = c.put("/indexes/g2", json={"dim": 16, "kind": "graph", "params": {"M": 100000}})
+        assert r.status_code == 422 and "<=" in r.json()["detail"]
+        r = c.put("/indexes/f", json={"dim": 16, "kind": "flat"})
+        r = c.post("/indexes/f/search", json={"vector": x[0].tolist(), "k": 1, "ef": 10})
+        assert r.status_code == 422 and "ef" in r.json()["detail"]
