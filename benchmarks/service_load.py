@@ -199,7 +199,9 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--workers", type=int, default=4, help="server threads for searches")
     ap.add_argument("--batch", type=int, default=100, help="queries per x-npy batch request")
-    ap.add_argument("--batch-clients", type=int, default=2, help="client threads for the batch comparison")
+    ap.add_argument("--batch-clients", type=int, default=4,
+                    help="client threads for the batch comparison (4 on 2 cores keep a request in flight while "
+                         "another is being sent or read)")
     ap.add_argument("--batch-requests", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-record", action="store_true", help="do not write results/service_load.*")
@@ -242,15 +244,17 @@ def main() -> int:
                 buf = io.BytesIO()
                 np.save(buf, queries[b:b + args.batch])
                 query = "&".join(f"{k}={v}" for k, v in knobs.items())
+                # Arrays both ways: an x-npy batch in, an .npz (ids, scores, mflops) back.
                 head = (f"POST /indexes/load/search?{query} HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-                        f"content-type: application/x-npy\r\ncontent-length: {len(buf.getvalue())}\r\n\r\n")
+                        f"content-type: application/x-npy\r\naccept: application/x-npz\r\n"
+                        f"content-length: {len(buf.getvalue())}\r\n\r\n")
                 batches.append(head.encode() + buf.getvalue())
 
             def batch_ok(head, body):
                 try:
-                    res = json.loads(body)["results"]
-                    return res if head.startswith(b"HTTP/1.1 200 ") and len(res) == args.batch else None
-                except (ValueError, KeyError):
+                    ids = np.load(io.BytesIO(body))["ids"]
+                    return ids if head.startswith(b"HTTP/1.1 200 ") and ids.shape == (args.batch, 10) else None
+                except (ValueError, KeyError, OSError):
                     return None
 
             blat, banswers, berrors, bwall, _ = measure_server(proc, port, batches, args.batch_clients,
