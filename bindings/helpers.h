@@ -63,6 +63,35 @@ py::tuple run_search(const Index& index, const FloatArray& q, const SearchParams
   return py::make_tuple(scores, ids, mflops);
 }
 
+// run_search with an optional filter: None, or the allowed ids (ascending, unique int64), checked
+// and turned into the search's AllowedIds with the GIL released.
+template <class Index>
+py::tuple run_filtered_search(const Index& index, const FloatArray& q, SearchParams p, const py::object& filter,
+                              double brute_force_below) {
+  if (filter.is_none()) return run_search(index, q, p);
+  IdArray allowed = filter.cast<IdArray>();
+  if (allowed.ndim() != 1) raise("filter ids must be 1-D, got ", allowed.ndim(), "-D");
+  ADANNS_CHECK(brute_force_below >= 0 && brute_force_below <= 1, "brute_force_below must be in [0, 1], got ",
+               brute_force_below);
+  Matrix m = matrix(q, "queries");
+  py::array_t<float> scores({m.rows, p.k});
+  py::array_t<int64_t> ids({m.rows, p.k});
+  py::array_t<double> mflops(m.rows);
+  float* s = scores.mutable_data();
+  int64_t* i = ids.mutable_data();
+  double* f = mflops.mutable_data();
+  const int64_t* a = allowed.data();
+  const size_t na = static_cast<size_t>(allowed.shape(0));
+  {
+    py::gil_scoped_release release;
+    AllowedIds set(a, na);
+    p.filter = &set;
+    p.brute_force_below = brute_force_below;
+    index.search(m.data, m.rows, m.cols, p, s, i, f);
+  }
+  return py::make_tuple(scores, ids, mflops);
+}
+
 inline const int64_t* optional_ids(const py::object& ids, size_t n, IdArray& holder) {
   if (ids.is_none()) return nullptr;
   holder = ids.cast<IdArray>();

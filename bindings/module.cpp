@@ -164,9 +164,13 @@ PYBIND11_MODULE(_core, m) {
         f.add(a.data, a.rows, ip);
       })
       .def("search", [](const FlatIndex& f, const FloatArray& q, size_t k, size_t search_dim, size_t rerank_dim,
-                        size_t rerank_k, int threads, const Funnel& funnel) {
-        return run_search(f, q, make_params(k, 1, search_dim, rerank_dim, rerank_k, threads, funnel));
-      })
+                        size_t rerank_k, int threads, const Funnel& funnel, const py::object& filter,
+                        double brute_force_below) {
+        return run_filtered_search(f, q, make_params(k, 1, search_dim, rerank_dim, rerank_k, threads, funnel),
+                                   filter, brute_force_below);
+      }, py::arg("q"), py::arg("k"), py::arg("search_dim"), py::arg("rerank_dim"), py::arg("rerank_k"),
+         py::arg("threads"), py::arg("funnel"), py::arg("filter") = py::none(),
+         py::arg("brute_force_below") = kDefaultBruteForceBelow)
       .def("estimate_mflops", [](const FlatIndex& f, size_t k, size_t search_dim, size_t rerank_dim, size_t rerank_k,
                                  const Funnel& funnel) {
         return f.estimate_mflops(make_params(k, 1, search_dim, rerank_dim, rerank_k, 1, funnel));
@@ -210,9 +214,13 @@ PYBIND11_MODULE(_core, m) {
         f.add(a.data, a.rows, ip, threads);
       })
       .def("search", [](const IVFIndex& f, const FloatArray& q, size_t k, size_t nprobe, size_t search_dim,
-                        size_t rerank_dim, size_t rerank_k, int threads, const Funnel& funnel) {
-        return run_search(f, q, make_params(k, nprobe, search_dim, rerank_dim, rerank_k, threads, funnel));
-      })
+                        size_t rerank_dim, size_t rerank_k, int threads, const Funnel& funnel,
+                        const py::object& filter, double brute_force_below) {
+        return run_filtered_search(f, q, make_params(k, nprobe, search_dim, rerank_dim, rerank_k, threads, funnel),
+                                   filter, brute_force_below);
+      }, py::arg("q"), py::arg("k"), py::arg("nprobe"), py::arg("search_dim"), py::arg("rerank_dim"),
+         py::arg("rerank_k"), py::arg("threads"), py::arg("funnel"), py::arg("filter") = py::none(),
+         py::arg("brute_force_below") = kDefaultBruteForceBelow)
       .def("estimate_mflops", [](const IVFIndex& f, size_t qdim, size_t k, size_t nprobe, size_t search_dim,
                                  size_t rerank_dim, size_t rerank_k, const Funnel& funnel) {
         return f.estimate_mflops(make_params(k, nprobe, search_dim, rerank_dim, rerank_k, 1, funnel), qdim);

@@ -28,7 +28,8 @@ class FlatIndex {
   void add(const float* x, size_t n, const idx_t* ids);
   size_t remove(const idx_t* ids, size_t n);
 
-  // q: nq rows of width qdim (<= dim, a prefix). Outputs are nq x p.k and nq.
+  // q: nq rows of width qdim (<= dim, a prefix). Outputs are nq x p.k and nq. With p.filter,
+  // only allowed ids are scored and returned (exact over them; filter.h).
   void search(const float* q, size_t nq, size_t qdim, const SearchParams& p, float* scores,
               idx_t* ids, double* mflops) const;
   double estimate_mflops(const SearchParams& p) const;

@@ -40,6 +40,8 @@ class IVFIndex {
   void add(const float* x, size_t n, const idx_t* ids, int threads);
   size_t remove(const idx_t* ids, size_t n);
 
+  // With p.filter, only allowed ids are returned; a filtered scan probes lists past nprobe (in
+  // centroid order) until each query has scan_keep() allowed candidates. See filter.h.
   void search(const float* q, size_t nq, size_t qdim, const SearchParams& p, float* scores,
               idx_t* ids, double* mflops) const;
   // Expected MFLOPs per query, from the list sizes: a query probes lists about as often as data
@@ -59,6 +61,9 @@ class IVFIndex {
   // Coarse scores of `nq` query prefixes (width dcu) against the centroids: distances, smaller
   // is better. Cosine centroids were trained on unit prefixes, so both use L2 there.
   void coarse_distances(const float* q, size_t nq, size_t dcu, float* out) const;
+  // The direct plan of a selective filter: every allowed row scored, no centroids (exact).
+  void search_allowed_rows(const float* q, size_t nq, size_t qdim, const SearchParams& p, float* scores,
+                           idx_t* ids, double* mflops) const;
   void set_centroids_derived();  // norms and packed copy, after centroids_ change
   void assign_lists(const float* x, size_t n, int threads, int64_t* lists) const;
 

@@ -1,0 +1,36 @@
+#include "adanns/filter.h"
+
+#include <algorithm>
+
+namespace adanns {
+
+AllowedIds::AllowedIds(const idx_t* ids, size_t n) : ids_(ids), n_(n) {
+  for (size_t i = 0; i < n; ++i) {
+    ADANNS_CHECK(ids[i] >= 0, "filter ids must be >= 0; ids[", i, "] = ", ids[i]);
+    ADANNS_CHECK(i == 0 || ids[i] > ids[i - 1], "filter ids must be ascending and unique; ids[", i, "] = ",
+                 ids[i], " follows ", ids[i - 1]);
+  }
+}
+
+bool AllowedIds::build_bitset(size_t max_bits) {
+  uint64_t bits = n_ ? static_cast<uint64_t>(ids_[n_ - 1]) + 1 : 0;
+  if (bits > max_bits) return false;
+  nbits_ = bits;
+  words_.assign((bits + 63) / 64, 0);
+  for (size_t i = 0; i < n_; ++i) {
+    uint64_t u = static_cast<uint64_t>(ids_[i]);
+    words_[u >> 6] |= uint64_t{1} << (u & 63);
+  }
+  return true;
+}
+
+FilterPlan plan_filter(AllowedIds* filter, size_t total, size_t keep, double brute_force_below) {
+  if (!filter) return FilterPlan::None;
+  const size_t m = filter->count();
+  if (m <= keep || static_cast<double>(m) <= brute_force_below * static_cast<double>(total))
+    return FilterPlan::Direct;
+  const size_t max_bits = std::max<size_t>(size_t{1} << 20, 32 * total);
+  return filter->build_bitset(max_bits) ? FilterPlan::Scan : FilterPlan::Direct;
+}
+
+}  // namespace adanns
