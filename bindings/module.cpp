@@ -154,6 +154,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("dim", &FlatIndex::dim)
       .def_property_readonly("metric", [](const FlatIndex& f) { return std::string(metric_name(f.metric())); })
       .def("size", &FlatIndex::size)
+      .def("next_id", &FlatIndex::next_id)
       .def("bytes", &FlatIndex::bytes)
       .def("add", [](FlatIndex& f, const FloatArray& x, const py::object& ids) {
         Matrix a = matrix(x, "x");
@@ -191,6 +192,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("metric", [](const IVFIndex& f) { return std::string(metric_name(f.metric())); })
       .def_property_readonly("is_trained", &IVFIndex::is_trained)
       .def("size", &IVFIndex::size)
+      .def("next_id", &IVFIndex::next_id)
       .def("bytes", &IVFIndex::bytes)
       .def("list_sizes", [](const IVFIndex& f) { return py::array_t<int64_t>(py::cast(f.list_sizes())); })
       .def("centroids", [](const IVFIndex& f) {

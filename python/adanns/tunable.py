@@ -63,13 +63,14 @@ class Tunable:
             self._frontier_cache = cached
         return dict(cached[1])
 
-    def _search_tuned(self, q, k, threads, target_recall, budget_mflops, explicit: dict):
+    def _search_tuned(self, q, k, threads, target_recall, budget_mflops, explicit: dict, filter=None):
         """``search`` with every knob chosen from the frontier for a target recall or a budget; ``explicit``
-        holds the knobs the caller passed too (any that is not None is an error)."""
+        holds the knobs the caller passed too (any that is not None is an error). A ``filter`` is passed on."""
         q = v.as_vectors(q, "queries", max_dim=self.dim)
         k = v.positive_int(k, "k")
-        return self.search(q, k=k, threads=threads, **self._tuned_params(q, k, target_recall, budget_mflops,
-                                                                         explicit))
+        extra = {} if filter is None else {"filter": filter}
+        return self.search(q, k=k, threads=threads, **extra,
+                           **self._tuned_params(q, k, target_recall, budget_mflops, explicit))
 
     def _tuned_params(self, q: np.ndarray, k: int, target_recall, budget_mflops, explicit: dict) -> dict:
         """Search kwargs chosen from the stored frontier for a target recall or a budget."""

@@ -50,6 +50,11 @@ class IVFIndex {
 
   // Every id held, in storage order.
   std::vector<idx_t> ids() const;
+  // The first of the ids an add without ids assigns (one past the largest id ever added).
+  idx_t next_id() const {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    return ids_.next_id();
+  }
   // Opaque bytes saved with the index (the Python layer keeps its tuning results there).
   std::string user_meta() const { return user_meta_.get(); }
   void set_user_meta(std::string meta) { user_meta_.set(std::move(meta)); }
