@@ -150,11 +150,14 @@ class _Compiler:
                     return self.sparse_or_mask(lists[0], True)
                 return self.sparse_or_mask(np.unique(np.concatenate(lists)), True)
             vals, rows = self.columns[field]
-            parts = [rows[np.searchsorted(vals, int(v), "left"):np.searchsorted(vals, int(v), "right")]
-                     for v in values]
+            # Rows of equal values are ascending (stable sort) and distinct values are disjoint.
+            parts = [rows[np.searchsorted(vals, v, "left"):np.searchsorted(vals, v, "right")]
+                     for v in sorted({int(v) for v in values})]
             if not parts:
                 return ("rows", np.zeros(0, np.int64))
-            return self.sparse_or_mask(np.unique(np.concatenate(parts)), True)
+            if len(parts) == 1:
+                return self.sparse_or_mask(parts[0], True)
+            return self.sparse_or_mask(np.concatenate(parts), False)
         vals, rows = self.columns[field]
         rng = expr["range"]
         lo, hi = 0, len(vals)
