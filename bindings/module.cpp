@@ -52,6 +52,7 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
+  m.attr("DEFAULT_BRUTE_FORCE_BELOW") = kDefaultBruteForceBelow;
   m.def("simd_level", [] { return std::string(simd_level_name(active_simd_level())); });
   m.def("available_simd_levels", [] {
     std::vector<std::string> out;
