@@ -180,10 +180,12 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
   const AllowedIds* filter = plan == FilterPlan::Scan ? p.filter : nullptr;
   const size_t nprobe = std::min(p.nprobe, nlist_);
   const size_t dcu = std::min(cluster_dim_, qdim);  // a short query scores centroid prefixes
-  // A filtered scan may probe past nprobe, in centroid order: keep every list, ranked.
+  // A filtered scan may probe past nprobe, in centroid order: keep every list, the nprobe nearest
+  // first; the rest is sorted only for a query that needs more lists.
   const size_t ranked = filter ? nlist_ : nprobe;
   // 1. The nprobe nearest lists of every query (ties: smaller list number).
   std::vector<uint32_t> probes(nq * ranked);
+  std::vector<float> coarse_all(filter ? nq * nlist_ : 0);
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     const size_t nc = e - b;
     PreparedQueries coarse(metric_, q + b * qdim, nc, qdim, dcu);
@@ -194,14 +196,11 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
       const float* row = cd.data() + i * nlist_;
       std::iota(order.begin(), order.end(), 0u);
       auto closer = [row](uint32_t a, uint32_t c) { return row[a] < row[c] || (row[a] == row[c] && a < c); };
-      if (filter) {
-        std::sort(order.begin(), order.end(), closer);
-      } else if (nprobe < nlist_) {
-        // The probed set is all that matters (lists are visited in list order): a selection suffices.
-        std::nth_element(order.begin(), order.begin() + (nprobe - 1), order.end(), closer);
-      }
+      // The probed set is all that matters (lists are visited in list order): a selection suffices.
+      if (nprobe < nlist_) std::nth_element(order.begin(), order.begin() + (nprobe - 1), order.end(), closer);
       std::copy_n(order.begin(), ranked, probes.begin() + (b + i) * ranked);
     }
+    if (filter) std::copy(cd.begin(), cd.end(), coarse_all.begin() + b * nlist_);
   });
 
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
@@ -248,6 +247,11 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
     // 3. A filter that left a query fewer than `keep` candidates: probe the next lists, nearest
     // first, until it has them (or every list is scanned), so that k matching rows are found.
     for (size_t i = 0; filter && i < nc; ++i) {
+      if (scored[i] >= keep || nprobe == nlist_) continue;
+      uint32_t* rest = probes.data() + (b + i) * ranked + nprobe;
+      const float* row = coarse_all.data() + (b + i) * nlist_;
+      std::sort(rest, rest + (nlist_ - nprobe),
+                [row](uint32_t a, uint32_t c) { return row[a] < row[c] || (row[a] == row[c] && a < c); });
       for (size_t t = nprobe; t < nlist_ && scored[i] < keep; ++t) {
         const RowStore& list = lists_[my_probes[i * ranked + t]];
         Segment seg{list.vectors(), list.ids(), list.size()};

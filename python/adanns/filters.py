@@ -68,8 +68,8 @@ def validate(expr, types: dict, where: str = "filter") -> None:
             raise ValueError(f"{where}: has_id takes no other keys, got {sorted(expr)}")
         ids = expr["has_id"]
         if not isinstance(ids, list) or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool)
-                                                for i in ids):
-            raise ValueError(f"{where}: has_id must be a list of integer ids")
+                                                and -(2 ** 63) <= i < 2 ** 63 for i in ids):
+            raise ValueError(f"{where}: has_id must be a list of integer ids (int64)")
         return
     if "key" not in expr:
         raise ValueError(f"{where}: a condition needs must/should/must_not, has_id, or key with match/range; "

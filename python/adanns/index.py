@@ -158,21 +158,32 @@ class _Index(Tunable):
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"cannot save to {path!r}: folder {folder!r} does not exist")
-        if self._attrs is not None:
-            meta = tuning.read_meta(self._user_meta())
-            meta[ATTRIBUTES_KEY] = self._attrs.as_dict()
-            self._set_user_meta(json.dumps(meta, separators=(",", ":")).encode("utf-8"))
-        self._impl.save(path)
+        if self._attrs is None:
+            self._impl.save(path)
+            return
+        # The attributes go into the file's metadata only: in memory the metadata stays small, since
+        # tuned searches read it on every call.
+        raw = self._user_meta()
+        meta = tuning.read_meta(raw)
+        meta[ATTRIBUTES_KEY] = self._attrs.as_dict()
+        self._set_user_meta(json.dumps(meta, separators=(",", ":")).encode("utf-8"))
+        try:
+            self._impl.save(path)
+        finally:
+            self._set_user_meta(raw)
 
     @classmethod
     def _wrap(cls, impl):
         obj = cls.__new__(cls)
         obj._impl = impl
         try:
-            entry = tuning.read_meta(impl.user_meta()).get(ATTRIBUTES_KEY)
+            meta = tuning.read_meta(impl.user_meta())
         except ValueError:  # foreign (non-JSON) metadata: it holds no attributes
-            entry = None
+            meta = {}
+        entry = meta.pop(ATTRIBUTES_KEY, None)
         obj._attrs = None if entry is None else AttributeStore.from_dict(entry, impl.ids())
+        if entry is not None:  # kept in memory as a store, not as metadata (see save)
+            impl.set_user_meta(json.dumps(meta, separators=(",", ":")).encode("utf-8") if meta else b"")
         return obj
 
     # ---- attributes (payloads) and filters: attributes.py, filters.py
