@@ -1,6 +1,7 @@
 #include "adanns/filter.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace adanns {
 
@@ -12,7 +13,21 @@ AllowedIds::AllowedIds(const idx_t* ids, size_t n) : ids_(ids), n_(n) {
   }
 }
 
+AllowedIds::AllowedIds(const uint8_t* bits, size_t nbytes) : ids_(nullptr), n_(0) {
+  words_.assign((nbytes + 7) / 8, 0);
+  std::memcpy(words_.data(), bits, nbytes);  // little-endian words: byte j holds ids 8j..8j+7
+  nbits_ = static_cast<uint64_t>(nbytes) * 8;
+  for (size_t w = 0; w < words_.size(); ++w) n_ += static_cast<size_t>(__builtin_popcountll(words_[w]));
+  owned_ids_.reserve(n_);
+  for (size_t w = 0; w < words_.size(); ++w)
+    for (uint64_t word = words_[w]; word; word &= word - 1)
+      owned_ids_.push_back(static_cast<idx_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(word))));
+  ids_ = owned_ids_.data();
+  given_bitset_ = true;
+}
+
 bool AllowedIds::build_bitset(size_t max_bits) {
+  if (given_bitset_) return true;
   uint64_t bits = n_ ? static_cast<uint64_t>(ids_[n_ - 1]) + 1 : 0;
   if (bits > max_bits) return false;
   nbits_ = bits;

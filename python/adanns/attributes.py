@@ -160,7 +160,8 @@ class AttributeStore:
         return np.unique(order[pos_c[found]])
 
     def index(self):
-        """(row_of_id, postings, sorted columns), rebuilt after a write."""
+        """((rows by id, sorted ids), {field: {value: rows}}, {field: (sorted values, their rows, value per
+        row, present per row)}), rebuilt after a write."""
         if self._index is None:
             order = np.argsort(self.ids, kind="stable")
             postings, sorted_cols = {}, {}
@@ -177,7 +178,11 @@ class AttributeStore:
                     dtype = {"int": np.int64, "float": np.float64, "bool": np.int64}[self.types[field]]
                     vals = np.asarray([column[r] for r in rows], dtype=dtype)
                     by_value = np.argsort(vals, kind="stable")
-                    sorted_cols[field] = (vals[by_value], rows[by_value])
+                    dense = np.zeros(len(column), dtype)  # value per row, for testing candidate rows
+                    dense[rows] = vals
+                    present = np.zeros(len(column), bool)
+                    present[rows] = True
+                    sorted_cols[field] = (vals[by_value], rows[by_value], dense, present)
             self._index = ((order, self.ids[order]), postings, sorted_cols)
         return self._index
 

@@ -108,116 +108,186 @@ def validate(expr, types: dict, where: str = "filter") -> None:
 
 
 class _Compiler:
+    """Evaluates an expression smallest-first: in a conjunction the most selective condition is
+    materialised as ascending rows and the others only test those rows (a range compares the rows'
+    values, a keyword looks the rows up in its postings), so a selective filter costs about the size
+    of its smallest condition; broad ones are boolean masks over the rows."""
+
     def __init__(self, store: AttributeStore):
         self.store = store
         self.n = len(store.ids)
+        self.small = max(1, int(self.n * _SPARSE_FRACTION))
         (self.order, self.sorted_ids), self.postings, self.columns = store.index()
 
-    # A partial result is ("rows", ascending unique rows) or ("mask", bool[n]).
-    def sparse_or_mask(self, rows: np.ndarray, is_sorted: bool):
-        if len(rows) > self.n * _SPARSE_FRACTION:
-            mask = np.zeros(self.n, bool)
-            mask[rows] = True
-            return ("mask", mask)
-        return ("rows", rows if is_sorted else np.sort(rows))
-
-    def as_mask(self, part):
-        if part[0] == "mask":
-            return part[1]
-        mask = np.zeros(self.n, bool)
-        mask[part[1]] = True
-        return mask
-
-    def all_rows(self):
-        return ("mask", np.ones(self.n, bool))
-
-    def leaf(self, expr):
-        if not expr:
-            return self.all_rows()
-        if "has_id" in expr:
-            ids = np.asarray(expr["has_id"], dtype=np.int64)
-            return ("rows", self.store.rows_of(ids)) if len(ids) else ("rows", np.zeros(0, np.int64))
+    # ---- leaves: estimate, materialise (("rows", ascending) or ("mask", bool[n])), test given rows
+    def _lists(self, expr) -> list:
+        values = [expr["match"]["value"]] if "value" in expr["match"] else expr["match"]["any"]
         field = expr["key"]
-        kind = self.store.types[field]
-        if "match" in expr:
-            values = [expr["match"]["value"]] if "value" in expr["match"] else expr["match"]["any"]
-            if kind == "keyword":
-                lists = [self.postings[field].get(v) for v in values]
-                lists = [p for p in lists if p is not None]
-                if not lists:
-                    return ("rows", np.zeros(0, np.int64))
-                if len(lists) == 1:
-                    return self.sparse_or_mask(lists[0], True)
-                return self.sparse_or_mask(np.unique(np.concatenate(lists)), True)
-            vals, rows = self.columns[field]
-            # Rows of equal values are ascending (stable sort) and distinct values are disjoint.
-            parts = [rows[np.searchsorted(vals, v, "left"):np.searchsorted(vals, v, "right")]
-                     for v in sorted({int(v) for v in values})]
-            if not parts:
-                return ("rows", np.zeros(0, np.int64))
-            if len(parts) == 1:
-                return self.sparse_or_mask(parts[0], True)
-            return self.sparse_or_mask(np.concatenate(parts), False)
-        vals, rows = self.columns[field]
-        rng = expr["range"]
-        lo, hi = 0, len(vals)
-        if "gt" in rng:
-            lo = max(lo, np.searchsorted(vals, rng["gt"], "right"))
-        if "gte" in rng:
-            lo = max(lo, np.searchsorted(vals, rng["gte"], "left"))
-        if "lt" in rng:
-            hi = min(hi, np.searchsorted(vals, rng["lt"], "left"))
-        if "lte" in rng:
-            hi = min(hi, np.searchsorted(vals, rng["lte"], "right"))
-        return self.sparse_or_mask(rows[lo:max(lo, hi)], False)
+        if self.store.types[field] == "keyword":
+            post = self.postings[field]
+            return [post[v] for v in dict.fromkeys(values) if v in post]
+        vals, rows = self.columns[field][:2]
+        out = []
+        for v in sorted({int(v) for v in values}):  # equal values: ascending rows (stable sort), disjoint
+            lo, hi = np.searchsorted(vals, v, "left"), np.searchsorted(vals, v, "right")
+            if hi > lo:
+                out.append(rows[lo:hi])
+        return out
 
+    def _range(self, expr) -> tuple[int, int]:
+        vals = self.columns[expr["key"]][0]
+        r = expr["range"]
+        lo, hi = 0, len(vals)
+        if "gt" in r:
+            lo = max(lo, int(np.searchsorted(vals, r["gt"], "right")))
+        if "gte" in r:
+            lo = max(lo, int(np.searchsorted(vals, r["gte"], "left")))
+        if "lt" in r:
+            hi = min(hi, int(np.searchsorted(vals, r["lt"], "left")))
+        if "lte" in r:
+            hi = min(hi, int(np.searchsorted(vals, r["lte"], "right")))
+        return lo, max(lo, hi)
+
+    def estimate(self, expr) -> int:
+        if _is_group(expr):
+            musts = [self.estimate(c) for c in expr.get("must", [])]
+            should = sum(self.estimate(c) for c in expr["should"]) if expr.get("should") else self.n
+            return min(musts + [should, self.n])
+        if not expr:
+            return self.n
+        if "has_id" in expr:
+            return len(expr["has_id"])
+        if "match" in expr:
+            return sum(len(p) for p in self._lists(expr))
+        lo, hi = self._range(expr)
+        return hi - lo
+
+    def materialise(self, expr):
+        if _is_group(expr):
+            return self.group(expr)
+        if not expr:
+            return ("mask", np.ones(self.n, bool))
+        if "has_id" in expr:
+            return ("rows", self.store.rows_of(np.asarray(expr["has_id"], dtype=np.int64)))
+        if "match" in expr:
+            lists = self._lists(expr)
+            total = sum(len(p) for p in lists)
+            if total > self.small:
+                mask = np.zeros(self.n, bool)
+                for p in lists:
+                    mask[p] = True
+                return ("mask", mask)
+            if len(lists) <= 1:
+                return ("rows", lists[0] if lists else np.zeros(0, np.int64))
+            return ("rows", np.unique(np.concatenate(lists)))
+        lo, hi = self._range(expr)
+        if hi - lo <= self.small:
+            return ("rows", np.sort(self.columns[expr["key"]][1][lo:hi]))
+        return ("mask", self.range_test(expr, None))
+
+    def range_test(self, expr, rows):
+        """Which of ``rows`` (None: every row) hold a value in the range."""
+        _, _, dense, present = self.columns[expr["key"]]
+        values, ok = (dense, present.copy()) if rows is None else (dense[rows], present[rows])
+        r = expr["range"]
+        if "gt" in r:
+            ok &= values > r["gt"]
+        if "gte" in r:
+            ok &= values >= r["gte"]
+        if "lt" in r:
+            ok &= values < r["lt"]
+        if "lte" in r:
+            ok &= values <= r["lte"]
+        return ok
+
+    def test(self, expr, rows: np.ndarray) -> np.ndarray:
+        """Which of the ascending ``rows`` the expression matches."""
+        if not _is_group(expr) and expr:
+            if "range" in expr:
+                return self.range_test(expr, rows)
+            if "match" in expr:
+                hit = np.zeros(len(rows), bool)
+                for p in self._lists(expr):
+                    pos = np.minimum(np.searchsorted(p, rows), len(p) - 1)
+                    hit |= p[pos] == rows
+                return hit
+        kind, data = self.materialise(expr)
+        if kind == "mask":
+            return data[rows]
+        if len(data) == 0:
+            return np.zeros(len(rows), bool)
+        pos = np.minimum(np.searchsorted(data, rows), len(data) - 1)
+        return data[pos] == rows
+
+    # ---- groups
     def union(self, parts):
-        if all(p[0] == "rows" for p in parts) and sum(len(p[1]) for p in parts) <= self.n * _SPARSE_FRACTION:
+        if all(p[0] == "rows" for p in parts) and sum(len(p[1]) for p in parts) <= self.small:
             return ("rows", np.unique(np.concatenate([p[1] for p in parts])))
         mask = np.zeros(self.n, bool)
-        for p in parts:
-            if p[0] == "rows":
-                mask[p[1]] = True
+        for kind, data in parts:
+            if kind == "rows":
+                mask[data] = True
             else:
-                mask |= p[1]
+                mask |= data
         return ("mask", mask)
 
-    def intersect(self, parts, excluded=None):
-        """Rows in every part and not in ``excluded``."""
-        sparse = sorted((p[1] for p in parts if p[0] == "rows"), key=len)
-        masks = [p[1] for p in parts if p[0] == "mask"]
-        if sparse:
-            rows = sparse[0]
-            for other in sparse[1:]:
-                rows = np.intersect1d(rows, other, assume_unique=True)
-            for mask in masks:
-                rows = rows[mask[rows]]
-            if excluded is not None:
-                if excluded[0] == "rows":
-                    rows = np.setdiff1d(rows, excluded[1], assume_unique=True)
-                else:
-                    rows = rows[~excluded[1][rows]]
-            return ("rows", rows)
-        mask = masks[0].copy() if masks else np.ones(self.n, bool)
-        for other in masks[1:]:
-            mask &= other
-        if excluded is not None:
-            mask &= ~self.as_mask(excluded)
-        return ("mask", mask)
-
-    def node(self, expr):
-        if not any(g in expr for g in _GROUPS):
-            return self.leaf(expr)
-        parts = [self.node(c) for c in expr.get("must", [])]
+    def group(self, expr):
+        musts = list(expr.get("must", []))
         if expr.get("should"):
-            parts.append(self.union([self.node(c) for c in expr["should"]]))
-        excluded = self.union([self.node(c) for c in expr["must_not"]]) if expr.get("must_not") else None
-        return self.intersect(parts, excluded)
+            musts.append({"should": expr["should"]})  # a nested any-of, one more conjunct
+        nots = expr.get("must_not", [])
+        if len(musts) == 1 and "should" in musts[0] and len(musts[0]) == 1 and not nots:
+            return self.union([self.materialise(c) for c in expr["should"]])
+        if not musts:
+            musts = [{}]
+        estimates = [self.estimate(c) for c in musts]
+        first = int(np.argmin(estimates))
+        if estimates[first] <= self.small:
+            kind, rows = self.materialise(musts[first])
+            if kind == "mask":
+                rows = np.flatnonzero(rows)
+            for i, c in enumerate(musts):
+                if i != first and len(rows):
+                    rows = rows[self.test(c, rows)]
+            for c in nots:
+                if len(rows):
+                    rows = rows[~self.test(c, rows)]
+            return ("rows", rows)
+        mask = np.ones(self.n, bool)
+        for c in musts:
+            kind, data = self.materialise(c)
+            if kind == "mask":
+                mask &= data
+            else:
+                keep = np.zeros(self.n, bool)
+                keep[data] = True
+                mask &= keep
+        for c in nots:
+            kind, data = self.materialise(c)
+            if kind == "mask":
+                mask &= ~data
+            else:
+                mask[data] = False
+        return ("mask", mask)
 
-    def ids(self, expr) -> np.ndarray:
-        _, data = self.node(expr)
-        ids = self.store.ids[data]  # in row order: ascending rows or a mask
+    def ids(self, expr, packed_ok: bool = False) -> np.ndarray:
+        kind, data = self.materialise(expr)
+        if kind == "mask":
+            if packed_ok and _identity(self.store):  # row r holds id r: the mask is the id bitset
+                return np.packbits(data, bitorder="little")
+            data = np.flatnonzero(data)  # far cheaper than boolean indexing of a dense mask
+        ids = self.store.ids[data]  # in row order
         return ids if _ascending(self.store) else np.sort(ids)
+
+
+def _is_group(expr) -> bool:
+    return any(g in expr for g in _GROUPS)
+
+
+def _identity(store: AttributeStore) -> bool:
+    """Row r holds id r (ids 0..n-1 added in order, none removed): the common case."""
+    n = len(store.ids)
+    return n == 0 or (_ascending(store) and store.ids[0] == 0 and store.ids[-1] == n - 1)
 
 
 def _ascending(store: AttributeStore) -> bool:
@@ -230,7 +300,9 @@ def _ascending(store: AttributeStore) -> bool:
     return cached[1]
 
 
-def compile_filter(expr, store: AttributeStore) -> np.ndarray:
-    """The ascending ids (int64) of the rows ``expr`` matches; validates first (ValueError)."""
+def compile_filter(expr, store: AttributeStore, packed_ok: bool = False) -> np.ndarray:
+    """The ascending ids (int64) of the rows ``expr`` matches; validates first (ValueError). With
+    ``packed_ok``, a broad result over ids 0..n-1 comes as the packed id bitset (uint8, little bit
+    order) the core also takes."""
     validate(expr, store.types)
-    return _Compiler(store).ids(expr)
+    return _Compiler(store).ids(expr, packed_ok)

@@ -237,7 +237,8 @@ class _Index(Tunable):
         self.add(x, ids, attributes=attributes, **add_kwargs)
 
     def _allowed(self, filter):
-        return None if filter is None else self.compile_filter(filter)
+        """What the core's search takes for a filter: the allowed ids, or their packed bitset."""
+        return None if filter is None else compile_filter(filter, self._store(), packed_ok=True)
 
 
 class FlatIndex(_Index):

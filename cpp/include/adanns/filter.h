@@ -24,6 +24,9 @@ class AllowedIds {
  public:
   // ids: ascending, unique, >= 0 (checked: ValueError). Not copied: must outlive the search.
   AllowedIds(const idx_t* ids, size_t n);
+  // A bitset over ids as numpy.packbits(mask, bitorder="little") writes it: bit i%8 of byte i/8 set
+  // means id i is allowed (the Python layer's result when row r holds id r: no id list to build).
+  AllowedIds(const uint8_t* bits, size_t nbytes);
 
   size_t count() const { return n_; }
   const idx_t* ids() const { return ids_; }
@@ -39,6 +42,8 @@ class AllowedIds {
  private:
   const idx_t* ids_;
   size_t n_;
+  std::vector<idx_t> owned_ids_;  // the ids of a bitset given as such
+  bool given_bitset_ = false;
   std::vector<uint64_t> words_;
   uint64_t nbits_ = 0;
 };
