@@ -118,9 +118,10 @@ def test_flat_filtered_equals_brute_force_over_matching_rows(metric):
                 np.testing.assert_array_equal(got[:, :m], want, err_msg=f"{expr} plan threshold {threshold}")
         mask = np.zeros(n, bool)
         mask[allowed] = True
-        _, packed, _ = index._impl.search(q, k, d, 0, 0, 1, [], np.packbits(mask, bitorder="little"), 0.0)
+        bits = np.packbits(mask, bitorder="little")
+        scan, direct = (index._impl.search(q, k, d, 0, 0, 1, [], bits, t)[1] for t in (0.0, 1.0))
         res = index.search(q, k, filter=expr)  # ids 0..n-1: a broad filter goes in as the packed bitset
-        for ids_ in (packed, res.ids):
+        for ids_ in (scan, direct, res.ids):
             assert (ids_[:, m:] == -1).all()
             if m:
                 np.testing.assert_array_equal(ids_[:, :m], want, err_msg=str(expr))

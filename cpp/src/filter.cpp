@@ -15,15 +15,19 @@ AllowedIds::AllowedIds(const idx_t* ids, size_t n) : ids_(ids), n_(n) {
 
 AllowedIds::AllowedIds(const uint8_t* bits, size_t nbytes) : ids_(nullptr), n_(0) {
   words_.assign((nbytes + 7) / 8, 0);
-  std::memcpy(words_.data(), bits, nbytes);  // little-endian words: byte j holds ids 8j..8j+7
+  if (nbytes) std::memcpy(words_.data(), bits, nbytes);  // little-endian words: byte j holds ids 8j..8j+7
   nbits_ = static_cast<uint64_t>(nbytes) * 8;
   for (size_t w = 0; w < words_.size(); ++w) n_ += static_cast<size_t>(__builtin_popcountll(words_[w]));
+  given_bitset_ = true;
+}
+
+void AllowedIds::list_ids() {
+  if (!given_bitset_ || ids_) return;
   owned_ids_.reserve(n_);
   for (size_t w = 0; w < words_.size(); ++w)
     for (uint64_t word = words_[w]; word; word &= word - 1)
       owned_ids_.push_back(static_cast<idx_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(word))));
   ids_ = owned_ids_.data();
-  given_bitset_ = true;
 }
 
 bool AllowedIds::build_bitset(size_t max_bits) {
@@ -42,10 +46,12 @@ bool AllowedIds::build_bitset(size_t max_bits) {
 FilterPlan plan_filter(AllowedIds* filter, size_t total, size_t keep, double brute_force_below) {
   if (!filter) return FilterPlan::None;
   const size_t m = filter->count();
-  if (m <= keep || static_cast<double>(m) <= brute_force_below * static_cast<double>(total))
-    return FilterPlan::Direct;
   const size_t max_bits = std::max<size_t>(size_t{1} << 20, 32 * total);
-  return filter->build_bitset(max_bits) ? FilterPlan::Scan : FilterPlan::Direct;
+  if (m > keep && static_cast<double>(m) > brute_force_below * static_cast<double>(total) &&
+      filter->build_bitset(max_bits))
+    return FilterPlan::Scan;
+  filter->list_ids();
+  return FilterPlan::Direct;
 }
 
 }  // namespace adanns

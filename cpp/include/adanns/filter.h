@@ -29,7 +29,9 @@ class AllowedIds {
   AllowedIds(const uint8_t* bits, size_t nbytes);
 
   size_t count() const { return n_; }
+  // The allowed ids, ascending; for a given bitset only after list_ids() (the direct plan's need).
   const idx_t* ids() const { return ids_; }
+  void list_ids();
 
   // Builds the bitset over [0, max id] unless it would exceed `max_bits` (ids too sparse); returns
   // whether it exists. Called once per search, before the workers start.
