@@ -63,6 +63,45 @@ py::tuple run_search(const Index& index, const FloatArray& q, const SearchParams
   return py::make_tuple(scores, ids, mflops);
 }
 
+// run_search with an optional filter: None, or the allowed ids (ascending, unique int64), checked
+// and turned into the search's AllowedIds with the GIL released.
+template <class Index>
+py::tuple run_filtered_search(const Index& index, const FloatArray& q, SearchParams p, const py::object& filter,
+                              double brute_force_below) {
+  if (filter.is_none()) return run_search(index, q, p);
+  // uint8: a packed bitset over ids (AllowedIds); anything else: the allowed ids.
+  const bool packed = py::isinstance<py::array>(filter) && filter.cast<py::array>().dtype().is(py::dtype::of<uint8_t>());
+  py::array_t<uint8_t, py::array::c_style | py::array::forcecast> bits;
+  IdArray allowed;
+  if (packed) {
+    bits = filter.cast<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>();
+    if (bits.ndim() != 1) raise("filter bitset must be 1-D, got ", bits.ndim(), "-D");
+  } else {
+    allowed = filter.cast<IdArray>();
+    if (allowed.ndim() != 1) raise("filter ids must be 1-D, got ", allowed.ndim(), "-D");
+  }
+  ADANNS_CHECK(brute_force_below >= 0 && brute_force_below <= 1, "brute_force_below must be in [0, 1], got ",
+               brute_force_below);
+  Matrix m = matrix(q, "queries");
+  py::array_t<float> scores({m.rows, p.k});
+  py::array_t<int64_t> ids({m.rows, p.k});
+  py::array_t<double> mflops(m.rows);
+  float* s = scores.mutable_data();
+  int64_t* i = ids.mutable_data();
+  double* f = mflops.mutable_data();
+  const int64_t* a = packed ? nullptr : allowed.data();
+  const uint8_t* b = packed ? bits.data() : nullptr;
+  const size_t na = static_cast<size_t>(packed ? bits.shape(0) : allowed.shape(0));
+  {
+    py::gil_scoped_release release;
+    AllowedIds set = packed ? AllowedIds(b, na) : AllowedIds(a, na);
+    p.filter = &set;
+    p.brute_force_below = brute_force_below;
+    index.search(m.data, m.rows, m.cols, p, s, i, f);
+  }
+  return py::make_tuple(scores, ids, mflops);
+}
+
 inline const int64_t* optional_ids(const py::object& ids, size_t n, IdArray& holder) {
   if (ids.is_none()) return nullptr;
   holder = ids.cast<IdArray>();

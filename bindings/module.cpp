@@ -54,6 +54,7 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
+  m.attr("DEFAULT_BRUTE_FORCE_BELOW") = kDefaultBruteForceBelow;
   m.def("simd_level", [] { return std::string(simd_level_name(active_simd_level())); });
   m.def("available_simd_levels", [] {
     std::vector<std::string> out;
@@ -169,6 +170,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("dim", &FlatIndex::dim)
       .def_property_readonly("metric", [](const FlatIndex& f) { return std::string(metric_name(f.metric())); })
       .def("size", &FlatIndex::size)
+      .def("next_id", &FlatIndex::next_id)
       .def("bytes", &FlatIndex::bytes)
       .def("add", [](FlatIndex& f, const FloatArray& x, const py::object& ids) {
         Matrix a = matrix(x, "x");
@@ -179,9 +181,13 @@ PYBIND11_MODULE(_core, m) {
         f.add(a.data, a.rows, ip);
       })
       .def("search", [](const FlatIndex& f, const FloatArray& q, size_t k, size_t search_dim, size_t rerank_dim,
-                        size_t rerank_k, int threads, const Funnel& funnel) {
-        return run_search(f, q, make_params(k, 1, search_dim, rerank_dim, rerank_k, threads, funnel));
-      })
+                        size_t rerank_k, int threads, const Funnel& funnel, const py::object& filter,
+                        double brute_force_below) {
+        return run_filtered_search(f, q, make_params(k, 1, search_dim, rerank_dim, rerank_k, threads, funnel),
+                                   filter, brute_force_below);
+      }, py::arg("q"), py::arg("k"), py::arg("search_dim"), py::arg("rerank_dim"), py::arg("rerank_k"),
+         py::arg("threads"), py::arg("funnel"), py::arg("filter") = py::none(),
+         py::arg("brute_force_below") = kDefaultBruteForceBelow)
       .def("estimate_mflops", [](const FlatIndex& f, size_t k, size_t search_dim, size_t rerank_dim, size_t rerank_k,
                                  const Funnel& funnel) {
         return f.estimate_mflops(make_params(k, 1, search_dim, rerank_dim, rerank_k, 1, funnel));
@@ -202,6 +208,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("metric", [](const IVFIndex& f) { return std::string(metric_name(f.metric())); })
       .def_property_readonly("is_trained", &IVFIndex::is_trained)
       .def("size", &IVFIndex::size)
+      .def("next_id", &IVFIndex::next_id)
       .def("bytes", &IVFIndex::bytes)
       .def("list_sizes", [](const IVFIndex& f) { return py::array_t<int64_t>(py::cast(f.list_sizes())); })
       .def("centroids", [](const IVFIndex& f) {
@@ -225,9 +232,13 @@ PYBIND11_MODULE(_core, m) {
         f.add(a.data, a.rows, ip, threads);
       })
       .def("search", [](const IVFIndex& f, const FloatArray& q, size_t k, size_t nprobe, size_t search_dim,
-                        size_t rerank_dim, size_t rerank_k, int threads, const Funnel& funnel) {
-        return run_search(f, q, make_params(k, nprobe, search_dim, rerank_dim, rerank_k, threads, funnel));
-      })
+                        size_t rerank_dim, size_t rerank_k, int threads, const Funnel& funnel,
+                        const py::object& filter, double brute_force_below) {
+        return run_filtered_search(f, q, make_params(k, nprobe, search_dim, rerank_dim, rerank_k, threads, funnel),
+                                   filter, brute_force_below);
+      }, py::arg("q"), py::arg("k"), py::arg("nprobe"), py::arg("search_dim"), py::arg("rerank_dim"),
+         py::arg("rerank_k"), py::arg("threads"), py::arg("funnel"), py::arg("filter") = py::none(),
+         py::arg("brute_force_below") = kDefaultBruteForceBelow)
       .def("estimate_mflops", [](const IVFIndex& f, size_t qdim, size_t k, size_t nprobe, size_t search_dim,
                                  size_t rerank_dim, size_t rerank_k, const Funnel& funnel) {
         return f.estimate_mflops(make_params(k, nprobe, search_dim, rerank_dim, rerank_k, 1, funnel), qdim);

@@ -62,6 +62,18 @@ void FlatIndex::search(const float* q, size_t nq, size_t qdim, const SearchParam
   std::shared_lock<std::shared_mutex> lock(mu_);
   const bool use_gemm = metric_ != Metric::L2 && nq >= kGemmMinQueries;
   const size_t keep = p.scan_keep();
+  const FilterPlan plan = plan_filter(p.filter, rows_.size(), keep, p.brute_force_below);
+  // Direct plan: the allowed rows, found by id (ids the index does not hold are skipped).
+  std::vector<const float*> direct_rows;
+  std::vector<idx_t> direct_ids;
+  if (plan == FilterPlan::Direct) {
+    for (size_t i = 0; i < p.filter->count(); ++i) {
+      idx_t id = p.filter->ids()[i];
+      if (!ids_.contains(id)) continue;
+      direct_rows.push_back(rows_.row(ids_.at(id).offset, dim_));
+      direct_ids.push_back(id);
+    }
+  }
   Segment all{rows_.vectors(), rows_.ids(), rows_.size()};
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     size_t nc = e - b;
@@ -70,8 +82,15 @@ void FlatIndex::search(const float* q, size_t nq, size_t qdim, const SearchParam
     std::vector<size_t> which(nc);
     for (size_t i = 0; i < nc; ++i) which[i] = i;
     ScanScratch scratch;
-    scan_segment(metric_, pq, which.data(), nc, all, dim_, use_gemm, heaps, scratch);
-    for (size_t i = 0; i < nc; ++i) mflops[b + i] = static_cast<double>(all.n) * p.search_dim * 1e-6;
+    size_t scored = direct_rows.size();
+    if (plan == FilterPlan::Direct) {
+      scan_rows(metric_, pq, which.data(), nc, direct_rows.data(), direct_ids.data(), direct_rows.size(),
+                use_gemm, heaps, scratch);
+    } else {
+      scored = scan_segment(metric_, pq, which.data(), nc, all, dim_, use_gemm, heaps, scratch,
+                            plan == FilterPlan::Scan ? p.filter : nullptr);
+    }
+    for (size_t i = 0; i < nc; ++i) mflops[b + i] = static_cast<double>(scored) * p.search_dim * 1e-6;
     finish_search(metric_, pq, p, heaps, scores + b * p.k, out_ids + b * p.k, mflops + b);
   });
 }

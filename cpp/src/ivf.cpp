@@ -174,11 +174,18 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
   validate_search(p, dim_, qdim);
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (!trained_) raise<StateError>("IVF index is not trained: call train() before search()");
+  const size_t keep = p.scan_keep();
+  const FilterPlan plan = plan_filter(p.filter, ids_.size(), keep, p.brute_force_below);
+  if (plan == FilterPlan::Direct) return search_allowed_rows(q, nq, qdim, p, scores, out_ids, mflops);
+  const AllowedIds* filter = plan == FilterPlan::Scan ? p.filter : nullptr;
   const size_t nprobe = std::min(p.nprobe, nlist_);
   const size_t dcu = std::min(cluster_dim_, qdim);  // a short query scores centroid prefixes
-  const size_t keep = p.scan_keep();
+  // A filtered scan may probe past nprobe, in centroid order: keep every list, the nprobe nearest
+  // first; the rest is sorted only for a query that needs more lists.
+  const size_t ranked = filter ? nlist_ : nprobe;
   // 1. The nprobe nearest lists of every query (ties: smaller list number).
-  std::vector<uint32_t> probes(nq * nprobe);
+  std::vector<uint32_t> probes(nq * ranked);
+  std::vector<float> coarse_all(filter ? nq * nlist_ : 0);
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     const size_t nc = e - b;
     PreparedQueries coarse(metric_, q + b * qdim, nc, qdim, dcu);
@@ -189,27 +196,30 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
       const float* row = cd.data() + i * nlist_;
       std::iota(order.begin(), order.end(), 0u);
       auto closer = [row](uint32_t a, uint32_t c) { return row[a] < row[c] || (row[a] == row[c] && a < c); };
-      // The probed set is all that matters (lists are visited in list order), so a selection suffices.
+      // The probed set is all that matters (lists are visited in list order): a selection suffices.
       if (nprobe < nlist_) std::nth_element(order.begin(), order.begin() + (nprobe - 1), order.end(), closer);
-      std::copy_n(order.begin(), nprobe, probes.begin() + (b + i) * nprobe);
+      std::copy_n(order.begin(), ranked, probes.begin() + (b + i) * ranked);
     }
+    if (filter) std::copy(cd.begin(), cd.end(), coarse_all.begin() + b * nlist_);
   });
 
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     const size_t nc = e - b;
     PreparedQueries pq(metric_, q + b * qdim, nc, qdim, p.search_dim, p.stages);
-    const uint32_t* my_probes = probes.data() + b * nprobe;
+    const uint32_t* my_probes = probes.data() + b * ranked;
 
     // 2. List-major scan: every list is read once for all the chunk's queries that probe it.
     std::vector<size_t> start(nlist_ + 1, 0), who(nc * nprobe);
-    for (size_t t = 0; t < nc * nprobe; ++t) start[my_probes[t] + 1]++;
+    for (size_t i = 0; i < nc; ++i)
+      for (size_t t = 0; t < nprobe; ++t) start[my_probes[i * ranked + t] + 1]++;
     for (size_t l = 0; l < nlist_; ++l) start[l + 1] += start[l];
     {
       std::vector<size_t> fill(start.begin(), start.end() - 1);
       for (size_t i = 0; i < nc; ++i)
-        for (size_t t = 0; t < nprobe; ++t) who[fill[my_probes[i * nprobe + t]]++] = i;
+        for (size_t t = 0; t < nprobe; ++t) who[fill[my_probes[i * ranked + t]]++] = i;
     }
     std::vector<TopK> heaps(nc, TopK(keep));
+    std::vector<size_t> scored(nc, 0);  // rows scored per query (with a filter: allowed rows only)
     ScanScratch scratch;
     // The sweep prefetches rows ahead within a list; the first rows of the next probed list are
     // requested while this one is scanned, so a list's start is not a cold miss.
@@ -230,16 +240,54 @@ void IVFIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams
       const RowStore& list = lists_[l];
       Segment seg{list.vectors(), list.ids(), list.size()};
       // Dot-layout kernel: measured faster here than GEMM, whose packing would be redone per list.
-      scan_segment(metric_, pq, who.data() + start[l], start[l + 1] - start[l], seg, dim_, false,
-                   heaps, scratch);
+      size_t n = scan_segment(metric_, pq, who.data() + start[l], start[l + 1] - start[l], seg, dim_, false,
+                              heaps, scratch, filter);
+      for (size_t t = start[l]; t < start[l + 1]; ++t) scored[who[t]] += n;
+    }
+    // 3. A filter that left a query fewer than `keep` candidates: probe the next lists, nearest
+    // first, until it has them (or every list is scanned), so that k matching rows are found.
+    for (size_t i = 0; filter && i < nc; ++i) {
+      if (scored[i] >= keep || nprobe == nlist_) continue;
+      uint32_t* rest = probes.data() + (b + i) * ranked + nprobe;
+      const float* row = coarse_all.data() + (b + i) * nlist_;
+      std::sort(rest, rest + (nlist_ - nprobe),
+                [row](uint32_t a, uint32_t c) { return row[a] < row[c] || (row[a] == row[c] && a < c); });
+      for (size_t t = nprobe; t < nlist_ && scored[i] < keep; ++t) {
+        const RowStore& list = lists_[my_probes[i * ranked + t]];
+        Segment seg{list.vectors(), list.ids(), list.size()};
+        scored[i] += scan_segment(metric_, pq, &i, 1, seg, dim_, false, heaps, scratch, filter);
+      }
     }
 
-    // 3. Cost: centroid scoring plus d_s per scanned row; finish_search adds the re-ranking.
-    for (size_t i = 0; i < nc; ++i) {
-      double rows = 0;
-      for (size_t t = 0; t < nprobe; ++t) rows += static_cast<double>(lists_[my_probes[i * nprobe + t]].size());
-      mflops[b + i] = (static_cast<double>(nlist_) * dcu + rows * p.search_dim) * 1e-6;
-    }
+    // 4. Cost: centroid scoring plus d_s per scored row; finish_search adds the re-ranking.
+    for (size_t i = 0; i < nc; ++i)
+      mflops[b + i] = (static_cast<double>(nlist_) * dcu + static_cast<double>(scored[i]) * p.search_dim) * 1e-6;
+    finish_search(metric_, pq, p, heaps, scores + b * p.k, out_ids + b * p.k, mflops + b);
+  });
+}
+
+void IVFIndex::search_allowed_rows(const float* q, size_t nq, size_t qdim, const SearchParams& p,
+                                   float* scores, idx_t* out_ids, double* mflops) const {
+  std::vector<const float*> rows;
+  std::vector<idx_t> ids;
+  rows.reserve(p.filter->count());
+  ids.reserve(p.filter->count());
+  for (size_t i = 0; i < p.filter->count(); ++i) {
+    idx_t id = p.filter->ids()[i];
+    if (!ids_.contains(id)) continue;  // ids the index does not hold match nothing
+    const Location& loc = ids_.at(id);
+    rows.push_back(lists_[loc.list].row(loc.offset, dim_));
+    ids.push_back(id);
+  }
+  parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
+    const size_t nc = e - b;
+    PreparedQueries pq(metric_, q + b * qdim, nc, qdim, p.search_dim, p.stages);
+    std::vector<TopK> heaps(nc, TopK(p.scan_keep()));
+    std::vector<size_t> which(nc);
+    std::iota(which.begin(), which.end(), size_t{0});
+    ScanScratch scratch;
+    scan_rows(metric_, pq, which.data(), nc, rows.data(), ids.data(), rows.size(), false, heaps, scratch);
+    for (size_t i = 0; i < nc; ++i) mflops[b + i] = static_cast<double>(rows.size()) * p.search_dim * 1e-6;
     finish_search(metric_, pq, p, heaps, scores + b * p.k, out_ids + b * p.k, mflops + b);
   });
 }

@@ -83,39 +83,102 @@ PreparedQueries::PreparedQueries(Metric metric, const float* q, size_t n, size_t
   }
 }
 
-void scan_segment(Metric metric, const PreparedQueries& pq, const size_t* which, size_t nwhich,
-                  const Segment& seg, size_t dim, bool use_gemm, std::vector<TopK>& heaps,
-                  ScanScratch& s) {
-  if (nwhich == 0 || seg.n == 0) return;
+namespace {
+
+// Copies the chunk's query prefixes together, once per scanned segment.
+void gather_queries(const PreparedQueries& pq, const size_t* which, size_t nwhich, ScanScratch& s) {
   const size_t ds = pq.scan_dim;
   s.gathered.resize(nwhich * ds);
   for (size_t i = 0; i < nwhich; ++i)
     std::copy_n(pq.scan.data() + which[i] * ds, ds, s.gathered.data() + i * ds);
   s.dist.resize(nwhich * kRowBlock);
   s.norms.assign(kRowBlock, 0.f);
+}
+
+// Scores `rows` rows at x (stride `stride`) for the gathered queries and offers them to the heaps;
+// row j's id is ids[j] and its stored vector is ptrs ? ptrs[j] : x + j * stride.
+void score_block(Metric metric, size_t ds, const size_t* which, size_t nwhich, const float* x, size_t rows,
+                 size_t stride, const idx_t* ids, const float* const* ptrs, bool use_gemm,
+                 std::vector<TopK>& heaps, ScanScratch& s) {
+  float* out = s.dist.data();
+  if (metric == Metric::L2) {
+    block_l2(s.gathered.data(), nwhich, ds, x, rows, stride, ds, out, rows);
+  } else if (use_gemm) {
+    gemm_ip(s.gathered.data(), nwhich, ds, x, rows, stride, ds, out, rows);
+    if (metric == Metric::Cosine) norms_sq(x, rows, stride, ds, s.norms.data());
+  } else if (metric == Metric::Cosine) {
+    block_ip_norm(s.gathered.data(), nwhich, ds, x, rows, stride, ds, out, rows, s.norms.data());
+  } else {
+    block_ip(s.gathered.data(), nwhich, ds, x, rows, stride, ds, out, rows);
+  }
+  for (size_t i = 0; i < nwhich; ++i) {
+    TopK& heap = heaps[which[i]];
+    const float* row = out + i * rows;
+    for (size_t j = 0; j < rows; ++j) {
+      float dd = to_dist(metric, row[j], s.norms[j]);
+      if (dd <= heap.worst().dist) heap.push(dd, ids[j], ptrs ? ptrs[j] : x + j * stride);
+    }
+  }
+}
+
+// Packs the first ds coordinates of the listed rows into s.rows (stride ds).
+void pack_rows(const float* const* ptrs, size_t n, size_t ds, ScanScratch& s) {
+  s.rows.resize(n * ds);
+  for (size_t j = 0; j < n; ++j) {
+    if (j + kPrefetchAhead < n) prefetch_prefix(ptrs[j + kPrefetchAhead], ds);
+    std::copy_n(ptrs[j], ds, s.rows.data() + j * ds);
+  }
+}
+
+}  // namespace
+
+size_t scan_segment(Metric metric, const PreparedQueries& pq, const size_t* which, size_t nwhich,
+                    const Segment& seg, size_t dim, bool use_gemm, std::vector<TopK>& heaps,
+                    ScanScratch& s, const AllowedIds* filter) {
+  if (nwhich == 0 || seg.n == 0) return 0;
+  const size_t ds = pq.scan_dim;
+  gather_queries(pq, which, nwhich, s);
+  size_t scored = 0;
   for (size_t r0 = 0; r0 < seg.n; r0 += kRowBlock) {
     size_t rows = std::min(kRowBlock, seg.n - r0);
     const float* x = seg.vectors + r0 * dim;
-    float* out = s.dist.data();
-    if (metric == Metric::L2) {
-      block_l2(s.gathered.data(), nwhich, ds, x, rows, dim, ds, out, rows);
-    } else if (use_gemm) {
-      gemm_ip(s.gathered.data(), nwhich, ds, x, rows, dim, ds, out, rows);
-      if (metric == Metric::Cosine) norms_sq(x, rows, dim, ds, s.norms.data());
-    } else if (metric == Metric::Cosine) {
-      block_ip_norm(s.gathered.data(), nwhich, ds, x, rows, dim, ds, out, rows, s.norms.data());
-    } else {
-      block_ip(s.gathered.data(), nwhich, ds, x, rows, dim, ds, out, rows);
-    }
     const idx_t* ids = seg.ids + r0;
-    for (size_t i = 0; i < nwhich; ++i) {
-      TopK& heap = heaps[which[i]];
-      const float* row = out + i * rows;
-      for (size_t j = 0; j < rows; ++j) {
-        float dd = to_dist(metric, row[j], s.norms[j]);
-        if (dd <= heap.worst().dist) heap.push(dd, ids[j], x + j * dim);
-      }
+    if (!filter) {
+      score_block(metric, ds, which, nwhich, x, rows, dim, ids, nullptr, use_gemm, heaps, s);
+      scored += rows;
+      continue;
     }
+    // The bit test comes first: a disallowed row costs one bit lookup and is never read.
+    s.ids.clear();
+    s.ptrs.clear();
+    for (size_t j = 0; j < rows; ++j) {
+      if (!filter->allows(ids[j])) continue;
+      s.ids.push_back(ids[j]);
+      s.ptrs.push_back(x + j * dim);
+    }
+    const size_t kept = s.ids.size();
+    if (kept == rows) {
+      score_block(metric, ds, which, nwhich, x, rows, dim, ids, nullptr, use_gemm, heaps, s);
+    } else if (kept) {
+      pack_rows(s.ptrs.data(), kept, ds, s);
+      score_block(metric, ds, which, nwhich, s.rows.data(), kept, ds, s.ids.data(), s.ptrs.data(), use_gemm,
+                  heaps, s);
+    }
+    scored += kept;
+  }
+  return scored;
+}
+
+void scan_rows(Metric metric, const PreparedQueries& pq, const size_t* which, size_t nwhich,
+               const float* const* rows, const idx_t* ids, size_t n, bool use_gemm,
+               std::vector<TopK>& heaps, ScanScratch& s) {
+  if (nwhich == 0 || n == 0) return;
+  const size_t ds = pq.scan_dim;
+  gather_queries(pq, which, nwhich, s);
+  for (size_t r0 = 0; r0 < n; r0 += kRowBlock) {
+    size_t cnt = std::min(kRowBlock, n - r0);
+    pack_rows(rows + r0, cnt, ds, s);
+    score_block(metric, ds, which, nwhich, s.rows.data(), cnt, ds, ids + r0, rows + r0, use_gemm, heaps, s);
   }
 }
 

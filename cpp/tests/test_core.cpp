@@ -15,6 +15,7 @@
 #include "adanns/distances.h"
 #include "adanns/fastscan.h"
 #include "adanns/hamming.h"
+#include "adanns/filter.h"
 #include "adanns/flat.h"
 #include "adanns/graph.h"
 #include "adanns/io.h"
@@ -723,8 +724,66 @@ static void test_graph_churn_and_file() {
   std::remove(path.c_str());
 }
 
+// Filtered search at every SIMD level, both plans, equals an unfiltered search of an index that holds
+// only the allowed rows; a filtered IVF scan returns k results even at nprobe 1.
+static void test_filtered_search_equals_search_of_allowed_rows() {
+  LevelGuard guard;
+  Rng rng(21);
+  const size_t n = 1500, d = 19, nq = 7, k = 10;
+  std::vector<float> x = random_rows(rng, n, d);
+  std::vector<idx_t> allowed;
+  for (size_t i = 0; i < n; ++i)
+    if (rng.uniform() < 0.1) allowed.push_back(static_cast<idx_t>(i));
+  std::vector<float> xa;
+  for (idx_t id : allowed) xa.insert(xa.end(), x.begin() + id * d, x.begin() + (id + 1) * d);
+  for (Metric metric : {Metric::IP, Metric::L2, Metric::Cosine}) {
+    FlatIndex full(d, metric), only(d, metric);
+    full.add(x.data(), n, nullptr);
+    only.add(xa.data(), allowed.size(), allowed.data());
+    IVFIndex ivf(d, 32, metric, d, 1, 5);
+    ivf.train(x.data(), n, 1);
+    ivf.add(x.data(), n, nullptr, 1);
+    for (SimdLevel level : available_simd_levels()) {
+      set_simd_level(level);
+      SearchParams p;
+      p.k = k;
+      p.search_dim = 13;
+      p.set_rerank(d, 30);
+      std::vector<float> s0(nq * k), s1(nq * k);
+      std::vector<idx_t> i0(nq * k), i1(nq * k);
+      std::vector<double> m0(nq), m1(nq);
+      only.search(x.data(), nq, d, p, s0.data(), i0.data(), m0.data());
+      for (double below : {0.0, 1.0}) {
+        AllowedIds filter(allowed.data(), allowed.size());
+        p.filter = &filter;
+        p.brute_force_below = below;
+        full.search(x.data(), nq, d, p, s1.data(), i1.data(), m1.data());
+        EXPECT(i0 == i1, "filtered flat ids differ (%s, level %s, plan %g)", metric_name(metric),
+               simd_level_name(level), below);
+        for (size_t j = 0; j < s0.size(); ++j)
+          EXPECT(std::fabs(s0[j] - s1[j]) <= 1e-5f * (1 + std::fabs(s0[j])), "filtered flat score differs");
+        p.nprobe = 1;
+        ivf.search(x.data(), nq, d, p, s1.data(), i1.data(), m1.data());
+        for (idx_t id : i1)
+          EXPECT(id >= 0 && std::binary_search(allowed.begin(), allowed.end(), id),
+                 "filtered IVF returned %lld (padding or not allowed)", (long long)id);
+        p.filter = nullptr;
+      }
+    }
+  }
+  std::vector<idx_t> unsorted = {3, 2};
+  bool threw = false;
+  try {
+    AllowedIds bad(unsorted.data(), unsorted.size());
+  } catch (const Error&) {
+    threw = true;
+  }
+  EXPECT(threw, "unsorted filter ids accepted");
+}
+
 int main() {
   test_kernels_match_scalar();
+  test_filtered_search_equals_search_of_allowed_rows();
   test_ivf_roundtrip_and_corruption();
   test_hamming_kernels_match_bit_count();
   test_binary_index_hash_and_file();

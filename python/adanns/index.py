@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -10,6 +11,9 @@ import numpy as np
 from . import _core
 from . import _validate as v
 from . import tuning
+from .attributes import META_KEY as ATTRIBUTES_KEY
+from .attributes import AttributeStore
+from .filters import compile_filter
 from .binary import BinaryIndex
 from .tunable import Tunable
 
@@ -142,21 +146,99 @@ class _Index(Tunable):
 
     def remove(self, ids) -> int:
         """Removes the given ids; returns how many. An unknown id raises KeyError and nothing is removed."""
-        return self._impl.remove(v.as_ids(ids))
+        ids = v.as_ids(ids)
+        n = self._impl.remove(ids)
+        if self._attrs is not None:
+            self._attrs.remove(ids)
+        return n
 
     def save(self, path) -> None:
-        """Writes the index to ``path`` (atomically: temporary file, fsync, rename)."""
+        """Writes the index to ``path`` (atomically: temporary file, fsync, rename), with its attributes."""
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"cannot save to {path!r}: folder {folder!r} does not exist")
-        self._impl.save(path)
+        if self._attrs is None:
+            self._impl.save(path)
+            return
+        # The attributes go into the file's metadata only: in memory the metadata stays small, since
+        # tuned searches read it on every call.
+        raw = self._user_meta()
+        meta = tuning.read_meta(raw)
+        meta[ATTRIBUTES_KEY] = self._attrs.as_dict()
+        self._set_user_meta(json.dumps(meta, separators=(",", ":")).encode("utf-8"))
+        try:
+            self._impl.save(path)
+        finally:
+            self._set_user_meta(raw)
 
     @classmethod
     def _wrap(cls, impl):
         obj = cls.__new__(cls)
         obj._impl = impl
+        try:
+            meta = tuning.read_meta(impl.user_meta())
+        except ValueError:  # foreign (non-JSON) metadata: it holds no attributes
+            meta = {}
+        entry = meta.pop(ATTRIBUTES_KEY, None)
+        obj._attrs = None if entry is None else AttributeStore.from_dict(entry, impl.ids())
+        if entry is not None:  # kept in memory as a store, not as metadata (see save)
+            impl.set_user_meta(json.dumps(meta, separators=(",", ":")).encode("utf-8") if meta else b"")
         return obj
+
+    # ---- attributes (payloads) and filters: attributes.py, filters.py
+    _attrs = None
+
+    def _store(self) -> AttributeStore:
+        if self._attrs is None:
+            self._attrs = AttributeStore(self._impl.ids())
+        return self._attrs
+
+    def declare(self, field: str, type: str) -> None:
+        """Declares an attribute field: "keyword", "int", "float" or "bool" (else inferred on first use)."""
+        self._store().declare(field, type)
+
+    def attributes(self, ids) -> list:
+        """{field: value} per id (fields without a value left out). KeyError for an unknown id."""
+        return self._store().get(v.as_ids(ids))
+
+    def attribute_types(self) -> dict:
+        return dict(self._store().types)
+
+    def compile_filter(self, filter) -> np.ndarray:
+        """The ascending ids a filter expression matches (filters.py); ValueError when it is malformed."""
+        return compile_filter(filter, self._store())
+
+    def _add_with_attributes(self, x: np.ndarray, ids, attributes, core_add) -> np.ndarray | None:
+        """Checks attributes and resolves default ids before the core add, records them after it, so
+        a rejected batch changes nothing."""
+        if attributes is None and self._attrs is None:
+            core_add(ids)
+            return None
+        store = self._store()
+        prepared = store.prepare(attributes, x.shape[0])
+        if ids is None:
+            ids = np.arange(self._impl.next_id(), self._impl.next_id() + x.shape[0], dtype=np.int64)
+        core_add(ids)
+        store.append(ids, prepared)
+        return ids
+
+    def upsert(self, x, ids, attributes=None, **add_kwargs) -> None:
+        """Adds the vectors, replacing those (and their attributes) whose ids the index already holds."""
+        x = v.as_vectors(x, "x", dim=self.dim)
+        ids = v.as_ids(ids, x.shape[0])
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be unique in an upsert batch")
+        if attributes is not None:
+            self._store().prepare(attributes, x.shape[0])  # reject bad attributes before removing anything
+        present = ids[np.isin(ids, self._impl.ids())]
+        if len(present):
+            self.remove(present)
+        self.add(x, ids, attributes=attributes, **add_kwargs)
+
+    def _allowed(self, filter):
+        """What the core's search takes for a filter: the allowed ids, or their packed bitset."""
+        return None if filter is None else compile_filter(filter, self._store(), packed_ok=True)
 
 
 class FlatIndex(_Index):
@@ -167,22 +249,26 @@ class FlatIndex(_Index):
     def __init__(self, dim: int, metric: str = "cosine"):
         self._impl = _core.FlatIndex(v.positive_int(dim, "dim"), v.metric(metric))
 
-    def add(self, x, ids=None) -> None:
+    def add(self, x, ids=None, attributes: dict | None = None) -> None:
+        """``attributes={"field": [a value per vector], ...}`` (see attributes.py)."""
         x = v.as_vectors(x, "x", dim=self.dim)
-        self._impl.add(x, None if ids is None else v.as_ids(ids, x.shape[0]))
+        ids = None if ids is None else v.as_ids(ids, x.shape[0])
+        self._add_with_attributes(x, ids, attributes, lambda i: self._impl.add(x, i))
 
     def search(self, q, k: int = 10, search_dim: int | None = None, rerank_dim: int | None = None,
                rerank_k: int | None = None, threads: int | None = None, funnel=None,
-               target_recall: float | None = None, budget_mflops: float | None = None) -> SearchResult:
+               target_recall: float | None = None, budget_mflops: float | None = None,
+               filter: dict | None = None) -> SearchResult:
         """``funnel=[(16, 200), (32, 100), ...]``: re-rank the shortlist in stages (see README).
-        ``target_recall`` / ``budget_mflops`` pick the settings from the frontier saved by ``tune``."""
+        ``target_recall`` / ``budget_mflops`` pick the settings from the frontier saved by ``tune``.
+        ``filter``: only rows matching the expression (filters.py) are returned, exactly."""
         if target_recall is not None or budget_mflops is not None:
             return self._search_tuned(q, k, threads, target_recall, budget_mflops,
                                       dict(search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k,
-                                           funnel=funnel))
+                                           funnel=funnel), filter)
         p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k, funnel)
         scores, ids, mflops = self._impl.search(p.queries, p.k, p.search_dim, p.rerank_dim, p.rerank_k,
-                                                v.threads(threads), p.funnel)
+                                                v.threads(threads), p.funnel, self._allowed(filter))
         return SearchResult(scores, ids, mflops)
 
     def estimate_mflops(self, k: int = 10, search_dim: int | None = None, rerank_dim: int | None = None,
@@ -240,29 +326,34 @@ class IVFIndex(_Index):
             raise ValueError(f"training needs at least nlist = {self.nlist} vectors, got {x.shape[0]}")
         self._impl.train(x, v.threads(threads))
 
-    def add(self, x, ids=None, threads: int | None = None) -> None:
+    def add(self, x, ids=None, threads: int | None = None, attributes: dict | None = None) -> None:
+        """``attributes={"field": [a value per vector], ...}`` (see attributes.py)."""
         if not self.is_trained:
             raise RuntimeError("IVF index is not trained: call train() before add()")
         x = v.as_vectors(x, "x", dim=self.dim)
-        self._impl.add(x, None if ids is None else v.as_ids(ids, x.shape[0]), v.threads(threads))
+        ids = None if ids is None else v.as_ids(ids, x.shape[0])
+        t = v.threads(threads)
+        self._add_with_attributes(x, ids, attributes, lambda i: self._impl.add(x, i, t))
 
     def search(self, q, k: int = 10, nprobe: int | None = None, search_dim: int | None = None,
                rerank_dim: int | None = None, rerank_k: int | None = None,
                threads: int | None = None, funnel=None, target_recall: float | None = None,
-               budget_mflops: float | None = None) -> SearchResult:
+               budget_mflops: float | None = None, filter: dict | None = None) -> SearchResult:
         """``nprobe`` defaults to 1. ``funnel=[(16, 200), (32, 100), ...]``: re-rank the shortlist in
         stages (see README). ``target_recall`` / ``budget_mflops`` pick every knob from the frontier
-        saved by ``tune`` (and may not be combined with explicit knobs)."""
+        saved by ``tune`` (and may not be combined with explicit knobs). ``filter``: only rows matching
+        the expression (filters.py); a selective one is scored exactly, a broad one scanned with probes
+        added past ``nprobe`` until k matching candidates are found (README "Filtered search")."""
         if not self.is_trained:
             raise RuntimeError("IVF index is not trained: call train() before search()")
         if target_recall is not None or budget_mflops is not None:
             return self._search_tuned(q, k, threads, target_recall, budget_mflops,
                                       dict(nprobe=nprobe, search_dim=search_dim, rerank_dim=rerank_dim,
-                                           rerank_k=rerank_k, funnel=funnel))
+                                           rerank_k=rerank_k, funnel=funnel), filter)
         p = _plan(self.dim, q, k, search_dim, rerank_dim, rerank_k, funnel)
         nprobe = 1 if nprobe is None else v.positive_int(nprobe, "nprobe")
         scores, ids, mflops = self._impl.search(p.queries, p.k, nprobe, p.search_dim, p.rerank_dim, p.rerank_k,
-                                                v.threads(threads), p.funnel)
+                                                v.threads(threads), p.funnel, self._allowed(filter))
         return SearchResult(scores, ids, mflops)
 
     def estimate_mflops(self, k: int = 10, nprobe: int = 1, search_dim: int | None = None,

@@ -73,7 +73,7 @@ class Tunable:
             frontiers = self.frontiers()
         except tuning.FrontierVersionError:
             return
-        knobs = set(inspect.signature(self.search).parameters) - _RESERVED - {"q"}
+        knobs = set(inspect.signature(self.search).parameters) - _RESERVED - {"q", "filter"}
         for k, f in frontiers.items():
             if not self._min_query_dim() <= f.query_dim <= self.dim:
                 raise ValueError(f"the tuned frontier for k={k} is for {f.query_dim}-dim queries; this index takes "
@@ -85,13 +85,14 @@ class Tunable:
                                      f"{type(self).__name__}.search does not take")
                 _check_setting(p.params, k, f.query_dim)
 
-    def _search_tuned(self, q, k, threads, target_recall, budget_mflops, explicit: dict):
+    def _search_tuned(self, q, k, threads, target_recall, budget_mflops, explicit: dict, filter=None):
         """``search`` with every knob chosen from the frontier for a target recall or a budget; ``explicit``
-        holds the knobs the caller passed too (any that is not None is an error)."""
+        holds the knobs the caller passed too (any that is not None is an error). A ``filter`` is passed on."""
         q = v.as_vectors(q, "queries", max_dim=self.dim)
         k = v.positive_int(k, "k")
-        return self.search(q, k=k, threads=threads, **self._tuned_params(q, k, target_recall, budget_mflops,
-                                                                         explicit))
+        extra = {} if filter is None else {"filter": filter}
+        return self.search(q, k=k, threads=threads, **extra,
+                           **self._tuned_params(q, k, target_recall, budget_mflops, explicit))
 
     def _tuned_params(self, q: np.ndarray, k: int, target_recall, budget_mflops, explicit: dict) -> dict:
         """Search kwargs chosen from the stored frontier for a target recall or a budget."""

@@ -40,6 +40,8 @@ class IVFIndex {
   void add(const float* x, size_t n, const idx_t* ids, int threads);
   size_t remove(const idx_t* ids, size_t n);
 
+  // With p.filter, only allowed ids are returned; a filtered scan probes lists past nprobe (in
+  // centroid order) until each query has scan_keep() allowed candidates. See filter.h.
   void search(const float* q, size_t nq, size_t qdim, const SearchParams& p, float* scores,
               idx_t* ids, double* mflops) const;
   // Expected MFLOPs per query, from the list sizes: a query probes lists about as often as data
@@ -48,6 +50,11 @@ class IVFIndex {
 
   // Every id held, in storage order.
   std::vector<idx_t> ids() const;
+  // The first of the ids an add without ids assigns (one past the largest id ever added).
+  idx_t next_id() const {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    return ids_.next_id();
+  }
   // Opaque bytes saved with the index (the Python layer keeps its tuning results there).
   std::string user_meta() const { return user_meta_.get(); }
   void set_user_meta(std::string meta) { user_meta_.set(std::move(meta)); }
@@ -59,6 +66,9 @@ class IVFIndex {
   // Coarse scores of `nq` query prefixes (width dcu) against the centroids: distances, smaller
   // is better. Cosine centroids were trained on unit prefixes, so both use L2 there.
   void coarse_distances(const float* q, size_t nq, size_t dcu, float* out) const;
+  // The direct plan of a selective filter: every allowed row scored, no centroids (exact).
+  void search_allowed_rows(const float* q, size_t nq, size_t qdim, const SearchParams& p, float* scores,
+                           idx_t* ids, double* mflops) const;
   void set_centroids_derived();  // norms and packed copy, after centroids_ change
   void assign_lists(const float* x, size_t n, int threads, int64_t* lists) const;
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "adanns/common.h"
+#include "adanns/filter.h"
 #include "adanns/topk.h"
 
 namespace adanns {
@@ -27,6 +28,9 @@ struct SearchParams {
   size_t rerank_k = 0;     // candidates the scan keeps for re-ranking (>= k when stages is not empty)
   std::vector<RerankStage> stages;  // empty: no re-ranking; every keep >= k, dims 1..query width
   int threads = 0;         // <= 0: all cores
+  // Filtered search: only these ids may be returned (null: no filter); see filter.h for the plan.
+  AllowedIds* filter = nullptr;
+  double brute_force_below = kDefaultBruteForceBelow;
 
   // Plain re-ranking: d_r coordinates for the rerank_k candidates (d_r = 0: none).
   void set_rerank(size_t rerank_dim, size_t rerank_k_) {
@@ -59,12 +63,22 @@ struct PreparedQueries {
 
 // Scans `seg` for the queries listed in `which` (indices into `pq`), pushing into heaps[which[i]].
 // use_gemm selects the GEMM kernel (ip and cosine only; must be decided per call, not per chunk).
+// With `filter` (its bitset built), rows whose id it does not allow are skipped before any
+// distance work. Returns the rows scored (for the FLOP count).
 struct ScanScratch {
-  std::vector<float> gathered, dist, norms;
+  std::vector<float> gathered, dist, norms, rows;
+  std::vector<idx_t> ids;
+  std::vector<const float*> ptrs;
 };
-void scan_segment(Metric metric, const PreparedQueries& pq, const size_t* which, size_t nwhich,
-                  const Segment& seg, size_t dim, bool use_gemm, std::vector<TopK>& heaps,
-                  ScanScratch& scratch);
+size_t scan_segment(Metric metric, const PreparedQueries& pq, const size_t* which, size_t nwhich,
+                    const Segment& seg, size_t dim, bool use_gemm, std::vector<TopK>& heaps,
+                    ScanScratch& scratch, const AllowedIds* filter = nullptr);
+
+// Scores `n` scattered rows (pointers to stored vectors, with their ids) for the queries in
+// `which`: the direct plan of a selective filter.
+void scan_rows(Metric metric, const PreparedQueries& pq, const size_t* which, size_t nwhich,
+               const float* const* rows, const idx_t* ids, size_t n, bool use_gemm,
+               std::vector<TopK>& heaps, ScanScratch& scratch);
 
 // Runs the re-ranking stages of p (if any) and writes k results per query of the chunk into the
 // (nq x k) outputs; adds the re-ranking FLOPs (candidates x stage dim, per stage) to mflops.
