@@ -288,3 +288,20 @@ def test_bad_attributes_change_nothing(attributes, error):
         index.add(np.zeros((3, 4), np.float32), attributes=attributes)
     assert len(index) == 2 and index.attribute_types() == {"year": "int", "lang": "keyword"}
     assert index.attributes([0, 1]) == [{"year": 1, "lang": ["a"]}, {"year": 2, "lang": ["b"]}]
+
+
+def test_compiled_filters_match_the_reference_on_many_random_expressions():
+    """Compilation alone (cheap), on many random nested expressions: a lone `should` nested in `must` once
+    raised KeyError, found by the random filters of the test above."""
+    rng = np.random.default_rng(np.random.SeedSequence().entropy % 2**32)
+    n = 2000
+    index = adanns.FlatIndex(4, "ip")
+    index.add(rng.standard_normal((n, 4)).astype(np.float32), attributes=make_attributes(rng, n))
+    ids = index.ids()
+    leaf = random_leaf(rng, ids)
+    exprs = [{"must": [{"should": [leaf, random_leaf(rng, ids)]}]}, {"must": [{"should": []}]},
+             {"must": [{"should": [leaf]}], "must_not": [random_leaf(rng, ids)]}]
+    exprs += [random_filter(rng, ids) for _ in range(200)]
+    for expr in exprs:
+        np.testing.assert_array_equal(index.compile_filter(expr), np.sort(reference_ids(index, expr, ids)),
+                                      err_msg=str(expr))
