@@ -6,13 +6,11 @@ present after the restart and no rejected one is."""
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
 import textwrap
 
-import httpx
 import numpy as np
 import pytest
 
