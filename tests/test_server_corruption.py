@@ -225,3 +225,22 @@ def test_meta_json_checksum_covers_its_content(tmp_path, rng):
     finally:
         store.close()
     assert zlib.crc32(b"") == 0
+
+
+@pytest.mark.parametrize("config", [{"dim": 8, "metric": "ip", "kind": "flat", "params": {}, "extra": 1},
+                                    {"dim": "x", "metric": "ip", "kind": "flat", "params": {}},
+                                    {"dim": 8, "metric": "ip", "kind": "nope", "params": {}}, "not a dict"])
+def test_a_meta_json_with_a_valid_crc_but_a_bad_config_fails_that_index_only(tmp_path, rng, config):
+    build(tmp_path, rng, kind="flat")
+    meta = json.loads((tmp_path / "bad" / "meta.json").read_text())
+    body = {k: v for k, v in meta.items() if k != "crc32"}
+    body["config"] = config
+    body["crc32"] = zlib.crc32(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    (tmp_path / "bad" / "meta.json").write_text(json.dumps(body))
+    store = Store(tmp_path)
+    try:
+        assert store.get("bad").state == "failed" and store.get("bad").reason
+        assert store.get("bad").info()["state"] == "failed"
+        assert store.get("good").state == "ready"
+    finally:
+        store.close()

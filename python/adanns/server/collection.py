@@ -113,6 +113,8 @@ def read_meta(folder: Path) -> dict:
             raise Damaged("meta.json fails its checksum")
     try:
         config = meta["config"]
+        if set(config) != {"dim", "metric", "kind", "params"}:
+            raise ValueError(f"config keys {sorted(config)}")
         Config(int(config["dim"]), str(config["metric"]), str(config["kind"]), dict(config["params"]))
         if not (meta["snapshot"] is None or isinstance(meta["snapshot"], str)) or int(meta["seq"]) < 0:
             raise ValueError("bad snapshot or seq")
@@ -188,7 +190,7 @@ class Collection:
         """A collection whose files could not be loaded: it answers with the reason and touches nothing."""
         try:
             config = Config(**read_meta(folder)["config"])
-        except Damaged:
+        except Exception:  # noqa: BLE001 - a failed index must still be listed, whatever its meta.json holds
             config = None
         c = cls(folder, config, snapshot_every)
         c.state, c.reason = "failed", reason
