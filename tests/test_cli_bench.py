@@ -93,3 +93,15 @@ def test_bad_input_exits_1_with_a_precise_message(corpus, tmp_path, rng, capsys,
         extra += ["--labels-base", str(corpus["lb"])]
     assert main(args(corpus, tmp_path / "o", *extra)) == 1
     assert message in capsys.readouterr().err
+
+
+def test_bench_sweeps_the_graph_family(corpus, tmp_path):
+    out = tmp_path / "g"
+    assert main(args(corpus, out, "--peers", "none", "--no-plots", "--families", "graph")) == 0
+    res = json.loads((out / "results.json").read_text())
+    graph = [r for r in res["records"] if r["family"] == "adanns graph"]
+    assert {r["build"]["storage"] for r in graph} == {"sq8", "float32"}
+    best = max(r["recall@10"] for r in graph)
+    assert best >= 0.95, best  # a wide beam re-ranked with the full vectors finds the true neighbours
+    assert all(r["mflops"] > 0 for r in graph)
+    assert [h["family"] for h in res["heldout"]] == ["adanns graph"]

@@ -562,7 +562,8 @@ def parser() -> argparse.ArgumentParser:
     bb.add_argument("--out", required=True, help="folder for results.json, results.md, plots, cached ground truth")
     bb.add_argument("--peers", default="faiss,hnswlib",
                     help="comma-separated: faiss, hnswlib, or none (missing ones are skipped)")
-    bb.add_argument("--families", default="flat,ivf,opq,ivfopq,binary", help="adanns kinds to sweep")
+    bb.add_argument("--families", default="flat,ivf,opq,ivfopq,binary",
+                    help="adanns kinds to sweep (also: graph)")
     bb.add_argument("--quick", action="store_true", help="a small sweep (minutes on 100k vectors)")
     bb.add_argument("-k", type=_positive, default=10, help="neighbours per query")
     bb.add_argument("--seed", type=int, default=0, help="training samples and the tuning split")

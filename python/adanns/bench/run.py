@@ -16,9 +16,9 @@ from . import groundtruth, heldout, machine, plots, report, sweep
 from .family import Context
 
 FAMILIES = {"flat": "families.flat", "ivf": "families.ivf", "opq": "families.opq", "ivfopq": "families.ivfopq",
-            "binary": "families.binary"}
+            "binary": "families.binary", "graph": "families.graph"}
 PEERS = {"faiss": ["peers.faiss_flat", "peers.faiss_ivfflat", "peers.faiss_opq_pq", "peers.faiss_ivfpq_refine",
-                   "peers.faiss_ivfopq_refine", "peers.faiss_binary"],
+                   "peers.faiss_ivfopq_refine", "peers.faiss_binary", "peers.faiss_hnsw"],
          "hnswlib": ["peers.hnswlib_hnsw"]}
 
 

@@ -21,7 +21,7 @@ class Options:
     latency_queries: int = 100  # single-query calls for p50 / p99
     time_all: bool = False     # time every setting, not only the first frontier layers
     layers: int = 3            # frontier layers (recall@10 vs MFLOPs) timed per build
-    keep_families: tuple = ("adanns IVF", "adanns IVFOPQ", "adanns OPQ")
+    keep_families: tuple = ("adanns IVF", "adanns IVFOPQ", "adanns OPQ", "adanns graph")
     keep_target: float = 0.95
 
 
