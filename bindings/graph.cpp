@@ -54,17 +54,8 @@ void bind_graph(py::module_& m) {
         return run_search(f, q, p);
       })
       .def("search_exact", [](const GraphIndex& f, const FloatArray& q, size_t k, int threads) {
-        Matrix a = matrix(q, "queries");
-        py::array_t<float> scores({a.rows, k});
-        py::array_t<int64_t> ids({a.rows, k});
-        py::array_t<double> mflops(a.rows);
-        float* s = scores.mutable_data();
-        int64_t* i = ids.mutable_data();
-        double* fl = mflops.mutable_data();
-        {
-          py::gil_scoped_release release;
+        return search_arrays(q, k, [&](const Matrix& a, float* s, int64_t* i, double* fl) {
           f.search_exact(a.data, a.rows, a.cols, k, threads, s, i, fl);
-        }
-        return py::make_tuple(scores, ids, mflops);
+        });
       });
 }

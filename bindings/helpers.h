@@ -46,21 +46,30 @@ inline SearchParams make_params(size_t k, size_t nprobe, size_t search_dim, size
   return p;
 }
 
-// Runs index.search with the GIL released and returns (scores, ids, mflops) as new arrays.
-template <class Index, class... Extra>
-py::tuple run_search(const Index& index, const FloatArray& q, const SearchParams& p) {
+// Allocates (scores, ids, mflops) for the queries and calls search(m, scores, ids, mflops) with the GIL
+// released; returns the three arrays.
+template <class Search>
+py::tuple search_arrays(const FloatArray& q, size_t k, Search&& search) {
   Matrix m = matrix(q, "queries");
-  py::array_t<float> scores({m.rows, p.k});
-  py::array_t<int64_t> ids({m.rows, p.k});
+  py::array_t<float> scores({m.rows, k});
+  py::array_t<int64_t> ids({m.rows, k});
   py::array_t<double> mflops(m.rows);
   float* s = scores.mutable_data();
   int64_t* i = ids.mutable_data();
   double* f = mflops.mutable_data();
   {
     py::gil_scoped_release release;
-    index.search(m.data, m.rows, m.cols, p, s, i, f);
+    search(m, s, i, f);
   }
   return py::make_tuple(scores, ids, mflops);
+}
+
+// Runs index.search with the GIL released and returns (scores, ids, mflops) as new arrays.
+template <class Index, class... Extra>
+py::tuple run_search(const Index& index, const FloatArray& q, const SearchParams& p) {
+  return search_arrays(q, p.k, [&](const Matrix& m, float* s, int64_t* i, double* f) {
+    index.search(m.data, m.rows, m.cols, p, s, i, f);
+  });
 }
 
 // run_search with an optional filter: None, or the allowed ids (ascending, unique int64), checked
@@ -82,24 +91,15 @@ py::tuple run_filtered_search(const Index& index, const FloatArray& q, SearchPar
   }
   ADANNS_CHECK(brute_force_below >= 0 && brute_force_below <= 1, "brute_force_below must be in [0, 1], got ",
                brute_force_below);
-  Matrix m = matrix(q, "queries");
-  py::array_t<float> scores({m.rows, p.k});
-  py::array_t<int64_t> ids({m.rows, p.k});
-  py::array_t<double> mflops(m.rows);
-  float* s = scores.mutable_data();
-  int64_t* i = ids.mutable_data();
-  double* f = mflops.mutable_data();
   const int64_t* a = packed ? nullptr : allowed.data();
   const uint8_t* b = packed ? bits.data() : nullptr;
   const size_t na = static_cast<size_t>(packed ? bits.shape(0) : allowed.shape(0));
-  {
-    py::gil_scoped_release release;
+  return search_arrays(q, p.k, [&](const Matrix& m, float* s, int64_t* i, double* f) {
     AllowedIds set = packed ? AllowedIds(b, na) : AllowedIds(a, na);
     p.filter = &set;
     p.brute_force_below = brute_force_below;
     index.search(m.data, m.rows, m.cols, p, s, i, f);
-  }
-  return py::make_tuple(scores, ids, mflops);
+  });
 }
 
 inline const int64_t* optional_ids(const py::object& ids, size_t n, IdArray& holder) {
