@@ -2,14 +2,11 @@
 
 from . import codes
 from ._core import available_simd_levels, set_simd_level, simd_level
-from .binarized import BinarizedIndex
 from .binary import BinaryIndex, HammingResult, RangeResult, RerankResult, hamming_kernel
 from .clustering import kmeans
 from .codes import LLC, Binarizer, CodeClassifier, binarize
-from .graph import GraphIndex
-from .index import FlatIndex, IVFIndex, SearchResult, load
+from .kinds import BinarizedIndex, FlatIndex, GraphIndex, IVFIndex, IVFOPQIndex, OPQIndex, SearchResult, load
 from .opq import train_opq, train_pq
-from .pq import IVFOPQIndex, OPQIndex
 
 __version__ = "0.1.0"
 

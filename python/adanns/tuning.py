@@ -200,6 +200,10 @@ def frontier_points(points: list) -> list:
     return out
 
 
+# nprobe values the IVF kinds' default grids try: steps of about 1.4x up to 128 lists.
+IVF_NPROBES = (1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128)
+
+
 def prefix_dims(d: int) -> list:
     """Candidate prefix lengths from d/8 to d (Matryoshka granularity)."""
     steps = (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import kinds
 from . import groundtruth, heldout, machine, plots, report, sweep
 from .family import Context
 
-FAMILIES = {"flat": "families.flat", "ivf": "families.ivf", "opq": "families.opq", "ivfopq": "families.ivfopq",
-            "binary": "families.binary", "graph": "families.graph"}
+# One family per index kind that names one (adanns/kinds/registry.py), in registration order.
+FAMILIES = {k.name: f"families.{k.bench_family}" for k in kinds.kinds() if k.bench_family}
 PEERS = {"faiss": ["peers.faiss_flat", "peers.faiss_ivfflat", "peers.faiss_opq_pq", "peers.faiss_ivfpq_refine",
                    "peers.faiss_ivfopq_refine", "peers.faiss_binary", "peers.faiss_hnsw"],
          "hnswlib": ["peers.hnswlib_hnsw"]}

@@ -14,12 +14,14 @@ import json
 
 import numpy as np
 
-from . import _validate as v
-from .binary import BinaryIndex
-from .codes import Binarizer, pack
-from .index import SearchResult
-from .tunable import Tunable
-from .tuning import exact_ids, read_meta
+from .. import _core
+from .. import _validate as v
+from ..binary import BinaryIndex
+from ..codes import Binarizer, pack
+from ..tunable import Tunable
+from ..tuning import exact_ids, read_meta
+from .registry import Kind, Param, register
+from .result import SearchResult
 
 META_KEY = "binarizer"
 
@@ -215,3 +217,31 @@ def _binarizer_from_state(state: dict, codes: BinaryIndex) -> Binarizer:
     if rot is not None:
         b.rotation_ = _decode_array(rot, (codes.nbits, codes.nbits))
     return b
+
+
+def _complete(dim: int, metric: str, p: dict) -> None:
+    if metric != "ip":
+        raise ValueError(f"kind 'binary' re-scores by inner product: metric must be 'ip', got {metric!r}")
+    p.setdefault("bits", dim - dim % 8)
+    p.setdefault("rotation", None)
+
+
+def _from_native(impl):
+    """A code index file whose metadata holds a binarizer is a binarized index; a plain one is not ours."""
+    return BinarizedIndex._from_binary(BinaryIndex._wrap(impl))
+
+
+register(Kind(
+    name="binary", cls=BinarizedIndex, native=_core.BinaryIndex, from_native=_from_native,
+    params={"bits": Param("int", maximum=65536), "rotation": Param("itq"), "center": Param("bool", True),
+            "seed": Param("int", 0, maximum=(1 << 63) - 1, may_be_zero=True), "train_size": Param("int", maximum=1 << 24)},
+    knobs=frozenset({"rerank_dim", "rerank_k"}),
+    complete=_complete,
+    # A binarizer needs a mean (and an ITQ rotation, which wants more points).
+    train_size=lambda p: 10_000 if p.get("rotation") else 1_000,
+    new=lambda dim, metric, p: BinarizedIndex(dim, bits=p["bits"], rotation=p["rotation"], center=p["center"],
+                                              seed=p["seed"]),
+    describe=lambda index: {"bits": index.bits, "rotation": index.rotation, "center": index._binarizer.center,
+                            "seed": index._binarizer.seed},
+    bench_family="binary",
+))

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
-from . import _validate as v
-from .index import SearchResult, _funnel, _Index, native
+from .. import _core
+from .. import _validate as v
+from .base import VectorIndex, native
+from .plan import _funnel
+from .registry import Kind, Param, register
+from .result import SearchResult
 
 DEFAULT_EF = 64
 STORAGES = ("float32", "sq8")
@@ -15,7 +18,7 @@ STORAGES = ("float32", "sq8")
 GRAPH_EFS = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
 
-class GraphIndex(_Index):
+class GraphIndex(VectorIndex):
     """HNSW on the first ``graph_dim`` coordinates (default: all), full vectors kept for re-ranking.
 
     ``M`` links per node (``2M`` on the bottom level), ``ef_construction`` the beam width of insertion,
@@ -141,5 +144,15 @@ class GraphIndex(_Index):
                 f"ntotal={len(self)})")
 
 
-def _wrap_loaded(impl) -> GraphIndex:
-    return GraphIndex._wrap(impl)
+register(Kind(
+    name="graph", cls=GraphIndex, native=_core.GraphIndex, from_native=GraphIndex._wrap,
+    params={"M": Param("int", 32, maximum=256), "ef_construction": Param("int", 200, maximum=4096),
+            "graph_dim": Param("int", maximum=65536), "seed": Param("int", 0, maximum=(1 << 63) - 1, may_be_zero=True)},
+    knobs=frozenset({"ef", "rerank_dim", "rerank_k"}),
+    complete=lambda dim, metric, p: p.setdefault("graph_dim", dim),
+    new=lambda dim, metric, p: GraphIndex(dim, graph_dim=p["graph_dim"], M=p["M"], ef_construction=p["ef_construction"],
+                                          metric=metric, seed=p["seed"]),
+    describe=lambda index: {"M": index.M, "ef_construction": index.ef_construction, "graph_dim": index.graph_dim,
+                            "seed": index.seed},
+    bench_family="graph",
+))

@@ -1,18 +1,24 @@
-"""PQ-code indices on Matryoshka prefixes: OPQIndex (AdANNS-OPQ, exhaustive over codes) and
-IVFOPQIndex (AdANNS-IVFOPQ: IVF on cluster_dim coordinates, codes in the lists, re-ranking with the
-stored full-precision vectors)."""
+"""What the two PQ-code kinds share (OPQIndex, IVFOPQIndex): training PQ or OPQ on a prefix (of the
+residuals with IVF), adding, encoding and searching codes with re-ranking by the stored vectors."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core
-from . import _validate as v
-from .index import IVF_NPROBES, SearchResult, _Index, _funnel, _rerank_plan, native
-from .opq import MAX_TRAIN_POINTS, train_opq, train_pq
+from .. import _validate as v
+from ..opq import MAX_TRAIN_POINTS, train_opq, train_pq
+from .base import VectorIndex, native
+from .plan import _rerank_plan
+from .registry import Param
+from .result import SearchResult
+
+# The service parameters both PQ kinds take.
+PQ_PARAMS = {"m": Param("int", 32, maximum=4096), "pq_dim": Param("int", maximum=65536), "opq": Param("bool", True),
+             "nbits": Param("int", 8, maximum=8), "store_vectors": Param("bool", True),
+             "seed": Param("int", 0, maximum=(1 << 63) - 1, may_be_zero=True), "train_size": Param("int", maximum=1 << 24)}
 
 
-class _PQBase(_Index):
+class PQIndexBase(VectorIndex):
     """Shared by both PQ indices: training (PQ or OPQ on the prefix), add, search."""
 
     _opq: bool
@@ -107,95 +113,7 @@ class _PQBase(_Index):
         return SearchResult(scores, ids, mflops)
 
 
-class OPQIndex(_PQBase):
-    """AdANNS-OPQ: m bytes per vector quantize the first ``pq_dim`` coordinates (OPQ-rotated when
-    ``opq``); search scans every code with per-query lookup tables (ADC), then optionally re-ranks
-    with the stored full vectors (``rerank_dim``/``rerank_k`` or ``funnel``)."""
-
-    def __init__(self, dim: int, m: int, pq_dim: int | None = None, metric: str = "ip", opq: bool = True,
-                 nbits: int = 8, store_vectors: bool = True, seed: int = 0):
-        dim = v.positive_int(dim, "dim")
-        pq_dim = dim if pq_dim is None else v.positive_int(pq_dim, "pq_dim")
-        m = v.positive_int(m, "m")
-        _check_pq(dim, m, pq_dim, metric, nbits)
-        self._opq = bool(opq)
-        self._impl = _core.PQIndex(dim, 0, 0, pq_dim, m, nbits, metric, False, bool(store_vectors),
-                                   v.positive_int(seed, "seed", minimum=0), 0)
-
-    def search(self, q, k: int = 10, rerank_dim: int | None = None, rerank_k: int | None = None,
-               funnel=None, threads: int | None = None, target_recall: float | None = None,
-               budget_mflops: float | None = None) -> SearchResult:
-        """``target_recall`` / ``budget_mflops`` pick ``rerank_dim`` and ``rerank_k`` from the frontier
-        saved by ``tune`` (and may not be combined with them)."""
-        if target_recall is not None or budget_mflops is not None:
-            return self._search_tuned(q, k, threads, target_recall, budget_mflops,
-                                      dict(rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel))
-        return self._search(q, k, 1, rerank_dim, rerank_k, funnel, threads)
-
-    def default_grid(self, k: int = 10, query_dim: int | None = None) -> list:
-        """Codes only, or re-rank 2k..50k candidates: every setting scans all the codes, which costs the
-        same in each, so the grid is short (6 settings)."""
-        return self._rerank_grid(k, self.dim if query_dim is None else query_dim, (2, 5, 10, 20, 50))
-
-    def __repr__(self) -> str:
-        return (f"OPQIndex(dim={self.dim}, m={self.m}, pq_dim={self.pq_dim}, metric={self.metric!r}, "
-                f"nbits={self.nbits}, ntotal={len(self)}, trained={self.is_trained})")
-
-
-class IVFOPQIndex(_PQBase):
-    """AdANNS-IVFOPQ: IVF on the first ``cluster_dim`` coordinates; each list holds m-byte codes of
-    the first ``pq_dim`` coordinates (of the residual to the list centroid when ``residual``); the
-    ``rerank_k`` best are re-ranked with ``rerank_dim`` coordinates of the stored vectors."""
-
-    def __init__(self, dim: int, nlist: int, cluster_dim: int | None = None, m: int = 32,
-                 pq_dim: int | None = None, metric: str = "ip", opq: bool = True, nbits: int = 8,
-                 residual: bool = True, store_vectors: bool = True, seed: int = 0, niter: int = 20):
-        dim = v.positive_int(dim, "dim")
-        cluster_dim = dim if cluster_dim is None else v.positive_int(cluster_dim, "cluster_dim")
-        if cluster_dim > dim:
-            raise ValueError(f"cluster_dim must be <= dim ({dim}), got {cluster_dim}")
-        pq_dim = dim if pq_dim is None else v.positive_int(pq_dim, "pq_dim")
-        m = v.positive_int(m, "m")
-        _check_pq(dim, m, pq_dim, metric, nbits)
-        self._opq = bool(opq)
-        self._impl = _core.PQIndex(dim, v.positive_int(nlist, "nlist"), cluster_dim, pq_dim, m, nbits, metric,
-                                   bool(residual), bool(store_vectors), v.positive_int(seed, "seed", minimum=0),
-                                   v.positive_int(niter, "niter", minimum=0))
-
-    nlist = native("nlist")
-    cluster_dim = native("cluster_dim")
-
-    @property
-    def centroids(self) -> np.ndarray:
-        return self._impl.centroids()
-
-    def list_sizes(self) -> np.ndarray:
-        return self._impl.list_sizes()
-
-    def search(self, q, k: int = 10, nprobe: int | None = None, rerank_dim: int | None = None,
-               rerank_k: int | None = None, funnel=None, threads: int | None = None,
-               target_recall: float | None = None, budget_mflops: float | None = None) -> SearchResult:
-        """``nprobe`` defaults to 1. ``target_recall`` / ``budget_mflops`` pick ``nprobe``, ``rerank_dim``
-        and ``rerank_k`` from the frontier saved by ``tune`` (and may not be combined with them)."""
-        if target_recall is not None or budget_mflops is not None:
-            return self._search_tuned(q, k, threads, target_recall, budget_mflops,
-                                      dict(nprobe=nprobe, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel))
-        nprobe = 1 if nprobe is None else v.positive_int(nprobe, "nprobe")
-        return self._search(q, k, nprobe, rerank_dim, rerank_k, funnel, threads)
-
-    def default_grid(self, k: int = 10, query_dim: int | None = None) -> list:
-        """nprobe 1..min(nlist, 128) in ~1.4x steps (as IVFIndex) x (codes only, or re-rank 2k..20k
-        candidates): 70 settings."""
-        qd = self.dim if query_dim is None else query_dim
-        nprobes = [p for p in IVF_NPROBES if p <= self.nlist]
-        return [{"nprobe": n, **r} for n in nprobes for r in self._rerank_grid(k, qd, (2, 5, 10, 20))]
-
-    def __repr__(self) -> str:
-        return (f"IVFOPQIndex(dim={self.dim}, nlist={self.nlist}, cluster_dim={self.cluster_dim}, m={self.m}, "
-                f"pq_dim={self.pq_dim}, metric={self.metric!r}, ntotal={len(self)}, trained={self.is_trained})")
-
-
-def _check_pq(dim: int, m: int, pq_dim: int, metric: str, nbits) -> None:
+def check_pq(dim: int, m: int, pq_dim: int, metric: str, nbits) -> None:
     if pq_dim > dim:
         raise ValueError(f"pq_dim must be <= dim ({dim}), got {pq_dim}")
     if pq_dim % m:
@@ -206,8 +124,19 @@ def _check_pq(dim: int, m: int, pq_dim: int, metric: str, nbits) -> None:
         raise ValueError(f"nbits must be 4 or 8, got {nbits!r}")
 
 
-def _wrap_loaded(impl):
-    cls = IVFOPQIndex if impl.nlist else OPQIndex
+def complete_pq(dim: int, metric: str, p: dict) -> None:
+    """The service defaults and checks both PQ kinds share."""
+    if metric not in ("ip", "l2"):
+        raise ValueError(f"PQ kinds support metrics 'ip' and 'l2', got {metric!r}")
+    p.setdefault("pq_dim", dim)
+
+
+def wrap(cls, impl):
     obj = cls._wrap(impl)
     obj._opq = impl.has_rotation
     return obj
+
+
+def describe_pq(index) -> dict:
+    return {"m": index.m, "pq_dim": index.pq_dim, "opq": index.rotation is not None, "nbits": index.nbits,
+            "store_vectors": index.store_vectors, "seed": index._impl.seed}
