@@ -1,8 +1,6 @@
 """Searches merged by the service's batcher give each request exactly its own answer."""
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 
@@ -20,12 +18,14 @@ def collection(tmp_path, rng):
     c.close(snapshot=False)
 
 
-def _gather(collection, queries, **knobs):
+def _gather(collection, queries, workers=2, **knobs):
     async def run():
-        with ThreadPoolExecutor(4) as pool:
-            batcher = SearchBatcher(pool)
+        batcher = SearchBatcher(workers)
+        try:
             calls = [batcher.search(collection, collection.check_queries(q[None, :]), 10, 1, **knobs) for q in queries]
             return await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            batcher.close()
     return asyncio.run(run())
 
 

@@ -31,11 +31,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.store = Store(settings.data_dir, settings.snapshot_every)
         app.state.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="adanns")
-        app.state.batcher = SearchBatcher(app.state.pool)
+        app.state.batcher = SearchBatcher(settings.search_workers)
         log.info("serving %d indexes from %s", len(app.state.store.names()), settings.data_dir)
         try:
             yield
         finally:
+            app.state.batcher.close()
             app.state.pool.shutdown(wait=True)
             app.state.store.close()
 
