@@ -45,8 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Adaptive vector search on Matryoshka embeddings: send a query of any prefix "
                               "length; choose search_dim, nprobe and re-ranking per request.")
     app.state.settings = settings
-    app.state.store = None
-    app.state.metrics = Metrics(lambda: app.state.store)
+    app.state.store = app.state.batcher = None
+    app.state.metrics = Metrics(lambda: app.state.store, lambda: app.state.batcher)
     for router in (health.router, indexes.router, vectors.router, search.router):
         app.include_router(router)
     _install_error_handlers(app)

@@ -56,6 +56,8 @@ class SearchBatcher:
         self._open: dict[tuple, _Batch] = {}    # merge key -> the waiting batch that can still grow
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dispatch_scheduled = False
+        # Native calls and the requests they answered (shown in /metrics: their ratio is the mean merge).
+        self.calls = self.merged_requests = 0
         self._threads = [threading.Thread(target=self._work, name=f"adanns-search-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._threads:
@@ -99,6 +101,8 @@ class SearchBatcher:
             if all(f.done() for _, f in batch.parts):  # every client went away while it waited
                 continue
             self._idle -= 1
+            self.calls += 1
+            self.merged_requests += len(batch.parts)
             self._jobs.put(batch)
 
     def _finished(self, batch: _Batch, result, error) -> None:
