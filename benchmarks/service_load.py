@@ -394,6 +394,13 @@ def main() -> int:
                  f"endpoint's loop {c['floor_loop']:.0f} us (the floor; its client {c['floor_client']:.0f} us)"
                  for name, c in cpu.items()]
     cpu_lines.append(f"CPU per query of the Python API with {args.clients} threads: {direct_cpu_us:.0f} us")
+    # What the throughput ratio tends to when the two cores are saturated by this benchmark alone: the API's
+    # CPU per query over the service's whole CPU per request (event loop + search threads + client). Unlike
+    # the measured ratio it hardly moves with other load on a shared machine.
+    cpu_shares = {name: direct_cpu_us / (c["server_loop"] + c["server_search"] + c["client"])
+                  for name, c in cpu.items()}
+    cpu_lines.append("CPU-bound share (API CPU per query / service + client CPU per request): " +
+                     ", ".join(f"{v:.1%} ({n} client)" for n, v in cpu_shares.items()))
     print(*cpu_lines, sep="\n")
     # The targets are judged on the cheapest client: the Python client's CPU, on the same 2 cores, is
     # taken from the service and not from the in-process API (which has no client beyond its threads).
@@ -415,7 +422,7 @@ def main() -> int:
                    *[f"{'PASS' if v else 'FAIL'}: {k}" for k, v in verdict.items()]]
         paths = _common.write_results("service_load", {"loopback": {
             "params": vars(args), "knobs": knobs, "build_s": build_s, "ratios": ratios,
-            "round_ratios": round_ratios, "batch_ratio": bratio,
+            "round_ratios": round_ratios, "cpu_shares": cpu_shares, "batch_ratio": bratio,
             "judged_client": judged, "verdict": verdict, "cpu_us_per_request": cpu,
             "direct_cpu_us_per_query": direct_cpu_us,
             "summary": summary, "tables": [{"title": title, "columns": cols, "rows": rows}]}})
