@@ -242,7 +242,7 @@ def main() -> int:
     ap.add_argument("--rerank-k", type=int, default=50, help="0: no re-ranking")
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--workers", type=int, default=4, help="server threads for searches")
+    ap.add_argument("--search-workers", type=int, help="the server's search threads (default: its own default)")
     ap.add_argument("--batch", type=int, default=100, help="queries per x-npy batch request")
     ap.add_argument("--batch-clients", type=int, default=4,
                     help="client threads for the batch comparison (4 on 2 cores keep a request in flight while "
@@ -289,7 +289,9 @@ def main() -> int:
         port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "adanns.cli", "serve", "--data-dir",
                                  os.path.join(tmp, "data"), "--index", f"load={index_path}", "--port", str(port),
-                                 "--log-level", "warning", "--workers", str(args.workers)], stdout=subprocess.DEVNULL)
+                                 "--log-level", "warning",
+                                 *(["--search-workers", str(args.search_workers)] if args.search_workers else [])],
+                                stdout=subprocess.DEVNULL)
         try:
             wait_healthy(port)
             # Rounds of each client against the service, then the Python API in this process: a ratio of

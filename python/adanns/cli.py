@@ -526,7 +526,7 @@ def parser() -> argparse.ArgumentParser:
                                                      "ADANNS_WORKERS, else max(4, cores))")
     v.add_argument("--search-workers", type=_positive,
                    help="threads running searches; searches that wait for one are merged into one native call "
-                        "(default: ADANNS_SEARCH_WORKERS, else one per core)")
+                        "(default: ADANNS_SEARCH_WORKERS, else one per core but the event loop's, at least 1)")
     v.add_argument("--snapshot-every", type=_positive, help="logged writes between snapshots (default 1000)")
     v.add_argument("--index", action="append", metavar="NAME=FILE",
                    help="serve an index file built by 'adanns build' under NAME: copied into --data-dir (the "

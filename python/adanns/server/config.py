@@ -20,10 +20,12 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: _env_int("ADANNS_MAX_BODY_BYTES", 64 << 20))
     # Threads running writes, tuning and other blocking work off the event loop.
     workers: int = field(default_factory=lambda: _env_int("ADANNS_WORKERS", max(4, os.cpu_count() or 1)))
-    # Threads running searches (one per core: more would only split the same cores, while searches that wait
-    # for a free thread are merged into one native call; see batcher.py). Each search uses `search_threads`
-    # native threads.
-    search_workers: int = field(default_factory=lambda: _env_int("ADANNS_SEARCH_WORKERS", os.cpu_count() or 1))
+    # Threads running searches: one per core but the event loop's. More would only split the same cores,
+    # while fewer threads merge more of the searches that wait for them into one native call, which costs
+    # less per query (see batcher.py; measured in benchmarks/service_load.py). Each search uses
+    # `search_threads` native threads; a batch too large to merge, its cores' share (cores / search_workers).
+    search_workers: int = field(default_factory=lambda: _env_int("ADANNS_SEARCH_WORKERS",
+                                                                 max(1, (os.cpu_count() or 1) - 1)))
     search_threads: int = field(default_factory=lambda: _env_int("ADANNS_SEARCH_THREADS", 1))
     # A snapshot is written after this many logged writes (and on shutdown); the log then restarts.
     snapshot_every: int = field(default_factory=lambda: _env_int("ADANNS_SNAPSHOT_EVERY", 1000))

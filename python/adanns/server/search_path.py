@@ -15,10 +15,12 @@ import hmac
 import io
 import logging
 import math
+import os
 import re
 import time
 
 import numpy as np
+from .batcher import MAX_BATCH
 from .errors import ApiError, BodyTooLarge, Invalid, Timeout, Unauthorized, UnsupportedMediaType
 from .metrics import route_template
 from .npy import NPY, NPZ, npy_at
@@ -91,9 +93,13 @@ async def answer_search(app, name: str, content_type: str | None, body: bytes, q
             raise Invalid("the vectors of a batch must all have the same length")
         rows = np.array(rows, dtype=np.float64)  # float64 first: overflow to float32 inf is then caught
     queries = collection.check_queries(rows)
-    # On the worker pool (the native search releases the GIL, so searches run side by side), merged
-    # with concurrent requests that ask the same of the same index.
-    res = await app.state.batcher.search(collection, queries, knobs.k, settings.search_threads, **knobs.knobs())
+    # On a search thread, merged with the requests that wait with it and ask the same of the same index.
+    # A batch too large to merge runs on the cores a search thread stands for, so that one search thread
+    # on two cores still answers large batches with both.
+    threads = settings.search_threads
+    if nq > MAX_BATCH:
+        threads = max(threads, (os.cpu_count() or 1) // settings.search_workers)
+    res = await app.state.batcher.search(collection, queries, knobs.k, threads, **knobs.knobs())
     wants_arrays = accept is not None and NPZ in accept
     encode = encode_arrays if wants_arrays else encode_results
     if res.ids.size <= _ENCODE_INLINE_SLOTS:
