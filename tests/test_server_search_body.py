@@ -104,7 +104,7 @@ def test_npy_batch_search_answers_what_the_json_search_answers(tmp_path, rng):
 
 
 def test_a_batch_too_large_to_merge_answers_the_exact_neighbours(tmp_path, rng):
-    # One search thread: a batch above the merge size runs on every core's native thread.
+    # A batch above the merge size skips the (single) search thread for the worker pool.
     x = rng.standard_normal((500, 16)).astype(np.float32)
     q = rng.standard_normal((40, 16)).astype(np.float32)
     with Server(tmp_path / "d", env={"ADANNS_SEARCH_WORKERS": "1"}) as server, server.client() as c:

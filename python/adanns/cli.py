@@ -522,8 +522,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000, help="port to listen on")
     v.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: ADANNS_API_KEY, else none)")
     v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 64)")
-    v.add_argument("--workers", type=_positive, help="threads for writes and other blocking work (default: "
-                                                     "ADANNS_WORKERS, else max(4, cores))")
+    v.add_argument("--workers", type=_positive,
+                   help="threads for writes, search batches too large to merge and other blocking work (default: "
+                        "ADANNS_WORKERS, else max(4, cores))")
     v.add_argument("--search-workers", type=_positive,
                    help="threads running searches; searches that wait for one are merged into one native call "
                         "(default: ADANNS_SEARCH_WORKERS, else one per core but the event loop's, at least 1)")

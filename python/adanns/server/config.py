@@ -18,12 +18,13 @@ class Settings:
     api_key: str | None = field(default_factory=lambda: os.environ.get("ADANNS_API_KEY"))
     # Requests larger than this are refused with 413 before they are read in full.
     max_body_bytes: int = field(default_factory=lambda: _env_int("ADANNS_MAX_BODY_BYTES", 64 << 20))
-    # Threads running writes, tuning and other blocking work off the event loop.
+    # Threads running writes, tuning, searches of batches too large to merge and other blocking work off the
+    # event loop.
     workers: int = field(default_factory=lambda: _env_int("ADANNS_WORKERS", max(4, os.cpu_count() or 1)))
     # Threads running searches: one per core but the event loop's. More would only split the same cores,
     # while fewer threads merge more of the searches that wait for them into one native call, which costs
     # less per query (see batcher.py; measured in benchmarks/service_load.py). Each search uses
-    # `search_threads` native threads; a batch too large to merge, its cores' share (cores / search_workers).
+    # `search_threads` native threads. Batches too large to merge run on the `workers` pool instead.
     search_workers: int = field(default_factory=lambda: _env_int("ADANNS_SEARCH_WORKERS",
                                                                  max(1, (os.cpu_count() or 1) - 1)))
     search_threads: int = field(default_factory=lambda: _env_int("ADANNS_SEARCH_THREADS", 1))
