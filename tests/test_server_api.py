@@ -139,6 +139,8 @@ def test_metrics_report_requests_latency_and_index_sizes(http, rng):
     assert 'adanns_index_bytes{index="metered"}' in text
     assert 'adanns_requests_total{method="POST",route="/indexes/{name}/search",status="200"}' in text
     assert 'adanns_request_seconds_bucket{le="0.005",method="POST",route="/indexes/{name}/search"}' in text
+    counters = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("adanns_search_")}
+    assert 1 <= counters["adanns_search_calls_total"] <= counters["adanns_search_merged_requests_total"]
 
 
 def test_openapi_docs_are_served(http):

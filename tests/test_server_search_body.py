@@ -101,3 +101,22 @@ def test_npy_batch_search_answers_what_the_json_search_answers(tmp_path, rng):
         np.save(one, q[0])
         r = c.post("/indexes/n/search", content=one.getvalue(), headers=npy)
         assert r.status_code == 422 and "2-D" in r.json()["detail"]
+
+
+def test_a_batch_too_large_to_merge_answers_the_exact_neighbours(tmp_path, rng):
+    # A batch above the merge size skips the (single) search thread for the worker pool.
+    x = rng.standard_normal((500, 16)).astype(np.float32)
+    q = rng.standard_normal((40, 16)).astype(np.float32)
+    with Server(tmp_path / "d", env={"ADANNS_SEARCH_WORKERS": "1"}) as server, server.client() as c:
+        c.put("/indexes/b", json={"dim": 16, "kind": "ivf", "metric": "l2", "params": {"nlist": 4, "train_size": 100}})
+        c.post("/indexes/b/vectors", json={"ids": list(range(500)), "vectors": x.tolist()})
+        buf = io.BytesIO()
+        np.save(buf, q)
+        r = c.post("/indexes/b/search?k=7&nprobe=4", content=buf.getvalue(),  # every list: exact
+                   headers={"content-type": "application/x-npy", "accept": "application/x-npz"})
+        assert r.status_code == 200, r.text
+        got = np.load(io.BytesIO(r.content))
+    d = ((q.astype(np.float64)[:, None, :] - x.astype(np.float64)[None, :, :]) ** 2).sum(axis=2)
+    want = np.argsort(d, axis=1)[:, :7]
+    np.testing.assert_array_equal(got["ids"], want)
+    np.testing.assert_allclose(got["scores"], np.take_along_axis(d, want, axis=1), rtol=1e-4, atol=1e-4)

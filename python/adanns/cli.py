@@ -366,6 +366,8 @@ def serve(args) -> int:
         settings.max_body_bytes = int(args.max_body_mb * (1 << 20))
     if args.workers:
         settings.workers = args.workers
+    if args.search_workers:
+        settings.search_workers = args.search_workers
     if args.snapshot_every:
         settings.snapshot_every = args.snapshot_every
     settings.check()
@@ -520,8 +522,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000, help="port to listen on")
     v.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: ADANNS_API_KEY, else none)")
     v.add_argument("--max-body-mb", type=float, help="request body limit in MiB (default 64)")
-    v.add_argument("--workers", type=_positive, help="threads for searches and writes (default: ADANNS_WORKERS, "
-                                                     "else max(4, cores))")
+    v.add_argument("--workers", type=_positive,
+                   help="threads for writes, search batches too large to merge and other blocking work (default: "
+                        "ADANNS_WORKERS, else max(4, cores))")
+    v.add_argument("--search-workers", type=_positive,
+                   help="threads running searches; searches that wait for one are merged into one native call "
+                        "(default: ADANNS_SEARCH_WORKERS, else one per core but the event loop's, at least 1)")
     v.add_argument("--snapshot-every", type=_positive, help="logged writes between snapshots (default 1000)")
     v.add_argument("--index", action="append", metavar="NAME=FILE",
                    help="serve an index file built by 'adanns build' under NAME: copied into --data-dir (the "

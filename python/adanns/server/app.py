@@ -31,11 +31,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.store = Store(settings.data_dir, settings.snapshot_every)
         app.state.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="adanns")
-        app.state.batcher = SearchBatcher(app.state.pool)
+        app.state.batcher = SearchBatcher(settings.search_workers)
         log.info("serving %d indexes from %s", len(app.state.store.names()), settings.data_dir)
         try:
             yield
         finally:
+            app.state.batcher.close()
             app.state.pool.shutdown(wait=True)
             app.state.store.close()
 
@@ -44,8 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Adaptive vector search on Matryoshka embeddings: send a query of any prefix "
                               "length; choose search_dim, nprobe and re-ranking per request.")
     app.state.settings = settings
-    app.state.store = None
-    app.state.metrics = Metrics(lambda: app.state.store)
+    app.state.store = app.state.batcher = None
+    app.state.metrics = Metrics(lambda: app.state.store, lambda: app.state.batcher)
     for router in (health.router, indexes.router, vectors.router, search.router):
         app.include_router(router)
     _install_error_handlers(app)

@@ -18,9 +18,15 @@ class Settings:
     api_key: str | None = field(default_factory=lambda: os.environ.get("ADANNS_API_KEY"))
     # Requests larger than this are refused with 413 before they are read in full.
     max_body_bytes: int = field(default_factory=lambda: _env_int("ADANNS_MAX_BODY_BYTES", 64 << 20))
-    # Threads running native searches and writes; searches use one native thread each, so
-    # concurrency comes from concurrent requests.
+    # Threads running writes, tuning, searches of batches too large to merge and other blocking work off the
+    # event loop.
     workers: int = field(default_factory=lambda: _env_int("ADANNS_WORKERS", max(4, os.cpu_count() or 1)))
+    # Threads running searches: one per core but the event loop's. More would only split the same cores,
+    # while fewer threads merge more of the searches that wait for them into one native call, which costs
+    # less per query (see batcher.py; measured in benchmarks/service_load.py). Each search uses
+    # `search_threads` native threads. Batches too large to merge run on the `workers` pool instead.
+    search_workers: int = field(default_factory=lambda: _env_int("ADANNS_SEARCH_WORKERS",
+                                                                 max(1, (os.cpu_count() or 1) - 1)))
     search_threads: int = field(default_factory=lambda: _env_int("ADANNS_SEARCH_THREADS", 1))
     # A snapshot is written after this many logged writes (and on shutdown); the log then restarts.
     snapshot_every: int = field(default_factory=lambda: _env_int("ADANNS_SNAPSHOT_EVERY", 1000))
@@ -43,7 +49,7 @@ class Settings:
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("the API key is empty: give a non-empty --api-key / ADANNS_API_KEY, or none at all "
                              "to serve without authentication")
-        for name in ("max_body_bytes", "workers", "search_threads", "snapshot_every", "max_queries",
+        for name in ("max_body_bytes", "workers", "search_workers", "search_threads", "snapshot_every", "max_queries",
                      "max_result_slots", "max_write_vectors"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

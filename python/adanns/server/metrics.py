@@ -6,20 +6,39 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 # Service latencies sit between ~100 µs and seconds.
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
 class Metrics:
-    def __init__(self, store_getter):
+    def __init__(self, store_getter, batcher_getter=lambda: None):
         self.registry = CollectorRegistry()
         self.requests = Counter("adanns_requests", "HTTP requests by route, method and status",
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("adanns_request_seconds", "HTTP request latency by route and method",
                                  ["route", "method"], buckets=_BUCKETS, registry=self.registry)
         self.registry.register(_IndexCollector(store_getter))
+        self.registry.register(_BatcherCollector(batcher_getter))
+
+
+class _BatcherCollector:
+    """The search threads' native calls and the requests they answered: requests / calls is how many
+    searches were merged into one call on average (see batcher.py)."""
+
+    def __init__(self, batcher_getter):
+        self._batcher = batcher_getter
+
+    def collect(self):
+        calls = CounterMetricFamily("adanns_search_calls", "native search calls made by the search threads")
+        requests = CounterMetricFamily("adanns_search_merged_requests",
+                                       "search requests answered by those calls (merged when they waited together)")
+        batcher = self._batcher()
+        calls.add_metric([], batcher.calls if batcher is not None else 0)
+        requests.add_metric([], batcher.merged_requests if batcher is not None else 0)
+        yield calls
+        yield requests
 
 
 class _IndexCollector:

@@ -17,8 +17,10 @@ import logging
 import math
 import re
 import time
+from functools import partial
 
 import numpy as np
+from .batcher import MAX_BATCH
 from .errors import ApiError, BodyTooLarge, Invalid, Timeout, Unauthorized, UnsupportedMediaType
 from .metrics import route_template
 from .npy import NPY, NPZ, npy_at
@@ -91,9 +93,15 @@ async def answer_search(app, name: str, content_type: str | None, body: bytes, q
             raise Invalid("the vectors of a batch must all have the same length")
         rows = np.array(rows, dtype=np.float64)  # float64 first: overflow to float32 inf is then caught
     queries = collection.check_queries(rows)
-    # On the worker pool (the native search releases the GIL, so searches run side by side), merged
-    # with concurrent requests that ask the same of the same index.
-    res = await app.state.batcher.search(collection, queries, knobs.k, settings.search_threads, **knobs.knobs())
+    if nq <= MAX_BATCH:
+        # On a search thread, merged with the requests that wait with it and ask the same of the same index.
+        res = await app.state.batcher.search(collection, queries, knobs.k, settings.search_threads, **knobs.knobs())
+    else:
+        # Too large to merge: on the worker pool, where large batches run side by side (as many threads as
+        # the pool has) and never hold up the search threads' single queries.
+        res = await asyncio.get_running_loop().run_in_executor(
+            app.state.pool, partial(collection.search_checked, queries, knobs.k, settings.search_threads,
+                                    **knobs.knobs()))
     wants_arrays = accept is not None and NPZ in accept
     encode = encode_arrays if wants_arrays else encode_results
     if res.ids.size <= _ENCODE_INLINE_SLOTS:
