@@ -17,6 +17,7 @@ import logging
 import math
 import re
 import time
+from functools import partial
 
 import numpy as np
 from .errors import ApiError, BodyTooLarge, Invalid, Timeout, Unauthorized, UnsupportedMediaType
@@ -91,16 +92,31 @@ async def answer_search(app, name: str, content_type: str | None, body: bytes, q
             raise Invalid("the vectors of a batch must all have the same length")
         rows = np.array(rows, dtype=np.float64)  # float64 first: overflow to float32 inf is then caught
     queries = collection.check_queries(rows)
-    # On the worker pool (the native search releases the GIL, so searches run side by side), merged
-    # with concurrent requests that ask the same of the same index.
-    res = await app.state.batcher.search(collection, queries, knobs.k, settings.search_threads, **knobs.knobs())
     wants_arrays = accept is not None and NPZ in accept
-    encode = encode_arrays if wants_arrays else encode_results
+    if knobs.with_payload and wants_arrays:
+        raise Invalid("with_payload answers JSON (the payloads are objects): do not ask for application/x-npz")
+    if knobs.filter is None and not knobs.with_payload:
+        # On the worker pool (the native search releases the GIL, so searches run side by side), merged
+        # with concurrent requests that ask the same of the same index.
+        res = await app.state.batcher.search(collection, queries, knobs.k, settings.search_threads, **knobs.knobs())
+        encode = encode_arrays if wants_arrays else encode_results
+    else:  # filtered searches are not merged: each request has its own filter
+        res, encode = await asyncio.get_running_loop().run_in_executor(
+            app.state.pool, partial(_filtered, collection, queries, knobs, settings.search_threads, wants_arrays))
     if res.ids.size <= _ENCODE_INLINE_SLOTS:
         payload = encode(res)
     else:
         payload = await asyncio.get_running_loop().run_in_executor(app.state.pool, encode, res)
     return payload, (NPZ.encode() if wants_arrays else b"application/json")
+
+
+def _filtered(collection, queries, knobs, threads: int, wants_arrays: bool):
+    """(result, its encoder) of a search with a filter or payloads, on the worker pool."""
+    if not knobs.with_payload:
+        res = collection.search_checked(queries, knobs.k, threads, filter=knobs.filter, **knobs.knobs())
+        return res, (encode_arrays if wants_arrays else encode_results)
+    res, payloads = collection.search_with_payload(queries, knobs.k, threads, filter=knobs.filter, **knobs.knobs())
+    return res, partial(encode_results, payloads=payloads)
 
 
 def encode_arrays(res) -> bytes:
@@ -109,11 +125,14 @@ def encode_arrays(res) -> bytes:
     return buf.getvalue()
 
 
-def encode_results(res) -> bytes:
+def encode_results(res, payloads=None) -> bytes:
     # JSON has no infinity: a padding slot (id -1) gets the score null (stored vectors are bounded so
     # that a real hit's score is always finite).
     results = [{"ids": ids, "scores": [s if i >= 0 and math.isfinite(s) else None for i, s in zip(ids, scores)]}
                for ids, scores in zip(res.ids.tolist(), res.scores.tolist())]
+    if payloads is not None:
+        for hits, rows in zip(results, payloads):
+            hits["payloads"] = rows
     return dumps({"results": results, "mflops": res.mflops.tolist()})
 
 
