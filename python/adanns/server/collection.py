@@ -600,6 +600,8 @@ class Collection:
             asked = "filter" if filter is not None else "with_payload"
             raise Invalid(f"index {self.name!r} is of kind {kind!r}, which does not store attributes or take "
                           f"filters ({asked}); kinds that do: {', '.join(_filter_kinds())}")
+        if filter is not None:
+            payloads.check_filter(filter)
         given = {key: value for key, value in knobs.items() if value is not None}
         allowed = kinds.KNOBS[kind] | ({"target_recall", "budget_mflops"} if hasattr(self._index, "tune") else set())
         wrong = sorted(set(given) - allowed)
@@ -617,8 +619,8 @@ class Collection:
                 exact = {key: given[key] for key in ("rerank_dim", "rerank_k", "filter") if key in given}
                 return self._flat.search(queries, k=k, threads=threads, **exact)
             return self._index.search(queries, k=k, threads=threads, **given)
-        except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: not tuned
-            message = str(e)
+        except (ValueError, TypeError, RuntimeError, OverflowError) as e:  # RuntimeError: not tuned; Overflow:
+            message = str(e)  # a filter's integer beyond int64
             if "index.tune(" in message:  # the Python API's advice, in the service's terms
                 message = (f"{message.split(': call index.tune(')[0]} (index {self.name!r}): POST "
                            f"/indexes/{self.name}/tune with sample queries of this length and k={k} first")

@@ -67,7 +67,7 @@ def resolve(types: dict, columns: dict, n: int) -> dict:
         scratch.declare(field, kind)
     try:
         new_types, values = scratch.prepare(columns, n)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: an integer beyond float in a float field
         raise Invalid(f"attributes: {e}") from None
     return {"types": {f: types.get(f) or new_types[f] for f in values},
             "columns": {f: [list(x) if isinstance(x, tuple) else x for x in column] for f, column in values.items()}}
@@ -114,6 +114,31 @@ def load(path: Path, n: int) -> dict:
             or any(not isinstance(c, list) or len(c) != n for c in columns.values()):
         raise ValueError(f"{path.name} does not hold a column per field with a value per buffered vector")
     return {"types": types, "columns": columns}
+
+
+MAX_NESTING = 32
+_INT64 = (-(2 ** 63), 2 ** 63)
+
+
+def check_filter(expr) -> None:
+    """What the grammar's own checks (filters.py) leave to the service: groups nested deeper than
+    MAX_NESTING (checking and compiling recurse) and integers beyond int64 anywhere (no field holds one);
+    Invalid names the place."""
+    stack = [(expr, "filter", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if isinstance(node, bool):
+            continue
+        if isinstance(node, int) and not _INT64[0] <= node < _INT64[1]:
+            raise Invalid(f"{where}: an integer of {node.bit_length()} bits, beyond int64")
+        if isinstance(node, dict):
+            if any(g in node for g in ("must", "should", "must_not")):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise Invalid(f"{where}: the filter nests groups more than {MAX_NESTING} levels deep")
+            stack.extend((v, f"{where}.{k}", depth) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]", depth) for i, v in enumerate(node))
 
 
 def declare(index, types: dict) -> None:
