@@ -380,3 +380,47 @@ def test_log_records_carry_attributes_and_old_records_read_unchanged(tmp_path):
     path.write_bytes(bytes(broken) + frames[1])
     with pytest.raises(LogCorrupt, match="intact records follow"):
         read(path)
+
+
+def test_repair_and_replay_keep_the_attributes_of_intact_records(tmp_path, rng):
+    """In process: a flat collection with a snapshot and four logged upserts with attributes; a flipped
+    byte in the second record fails the index, repair salvages the others with their attributes; a
+    logged record whose attribute types clash with the index's cannot be applied: the index is failed."""
+    from adanns.server.collection import Config
+    from adanns.server.repair import repair
+    from adanns.server.store import Store
+    from adanns.server.wal import scan
+
+    x = rng.standard_normal((50, DIM)).astype(np.float32)
+    store = Store(tmp_path, snapshot_every=1000)
+    c, _ = store.create("r", Config.resolve(DIM, "ip", "flat", {}, {"year": "int"}))
+    c.upsert(np.arange(10), x[:10], {"year": list(range(10))})
+    c._snapshot()
+    for b in range(1, 5):
+        ids = np.arange(10 * b, 10 * b + 10)
+        c.upsert(ids, x[ids], {"year": ids.tolist(), "tag": [f"t{b}"] * 10})
+    c._wal.close()  # no close(): it would snapshot and empty the log
+    log = tmp_path / "r" / "wal.log"
+    data = bytearray(log.read_bytes())
+    second = scan(bytes(data))[0][1]
+    data[second.offset + 30] ^= 0xFF
+    log.write_bytes(bytes(data))
+    assert Store(tmp_path).get("r").state == "failed"
+    assert any("skipped wal.log bytes" in line for line in repair(tmp_path / "r"))
+    store = Store(tmp_path)
+    c = store.get("r")
+    kept = [i for i in range(50) if not 20 <= i < 30]
+    assert sorted(c._ids) == kept
+    for i in kept:
+        assert c.payload(i) == ({"year": i} if i < 10 else {"year": i, "tag": [f"t{i // 10}"]})
+    res = c.search(x[:1], k=50, threads=1, filter={"must": [{"key": "tag", "match": {"any": ["t2", "t4"]}}]})
+    assert sorted(i for i in res.ids[0].tolist() if i >= 0) == list(range(40, 50))
+    store.close()  # snapshots; the log is now empty
+
+    # A record whose types clash with the index's (declared year int) is damage, not a silent conversion.
+    clash = Record(Op.UPSERT, c._seq + 1, np.array([99], np.int64), x[:1],
+                   attributes={"types": {"year": "keyword"}, "columns": {"year": [["a"]]}})
+    with open(log, "ab") as f:
+        f.write(encode(clash))
+    failed = Store(tmp_path).get("r")
+    assert failed.state == "failed" and "attribute types" in failed.reason, failed.reason

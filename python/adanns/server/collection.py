@@ -441,7 +441,7 @@ class Collection:
         with self.lock.write():
             logged = None
             if attributes is not None:
-                logged = payloads.resolve(self._attribute_target().attribute_types(), attributes, len(ids))
+                logged = payloads.resolve(payloads.fields(self._attribute_target()), attributes, len(ids))
             if not given:
                 first = self._next_id
                 if first + len(ids) > np.iinfo(np.int64).max:
@@ -485,7 +485,7 @@ class Collection:
             if rec.attributes is not None:
                 if not self.filters:
                     raise ValueError(f"it carries attributes, which kind {self.config.kind!r} does not store")
-                types = self._attribute_target().attribute_types()
+                types = payloads.fields(self._attribute_target())
                 clash = {f: t for f, t in rec.attributes["types"].items() if types.get(f, t) != t}
                 if clash:
                     raise ValueError(f"its attribute types {clash} differ from the index's {types}")
@@ -580,7 +580,7 @@ class Collection:
             res = self._search(queries, k, threads, filter, given)
             target = self._attribute_target()
             found = res.ids[res.ids >= 0]
-            rows = iter(target.attributes(found) if len(found) else [])
+            rows = iter(target.attributes(found) if len(found) and payloads.fields(target) else [{}] * len(found))
             return res, [[next(rows) if i >= 0 else None for i in hits] for hits in res.ids.tolist()]
 
     def payload(self, id_: int) -> dict | None:
@@ -590,7 +590,10 @@ class Collection:
             self.require(writing=False)
             if id_ not in self._ids:
                 raise NotFound(f"id {id_} is not in index {self.name!r}")
-            return self._attribute_target().attributes([id_])[0] if self.filters else None
+            if not self.filters:
+                return None
+            target = self._attribute_target()
+            return target.attributes([id_])[0] if payloads.fields(target) else {}
 
     def _check_search(self, filter, knobs: dict, payload: bool = False) -> dict:
         """The knobs given, checked against the kind (Invalid names what it does not take)."""
@@ -663,7 +666,7 @@ class Collection:
             return {**base, "count": None, "trained": None, "bytes": None}
         with self.lock.read():
             index = self._flat if self._buffer_active else self._index
-            fields = index.attribute_types() if self.filters else None
+            fields = payloads.fields(index) if self.filters else None
             return {**base, "count": len(index), "trained": self._index.is_trained, "bytes": index.nbytes,
                     "attributes": fields}
 

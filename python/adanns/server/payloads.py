@@ -33,6 +33,13 @@ def supports_filters(index) -> bool:
         return False
 
 
+def fields(index) -> dict:
+    """The attribute fields of ``index`` (name -> type), without giving an index that has none an
+    attribute store: once it has one, every write keeps it in step (O(rows) per write), which an index
+    used without attributes should not pay for."""
+    return index.attribute_types() if getattr(index, "_attrs", None) is not None else {}
+
+
 def check_declared(attributes) -> dict:
     """The ``attributes`` of a PUT body (field -> type), checked."""
     if not isinstance(attributes, dict):
@@ -86,7 +93,7 @@ def add(index, vectors: np.ndarray, ids: np.ndarray, logged: dict | None, **add_
 
 def read(index, ids: np.ndarray) -> dict | None:
     """The attributes of ``ids`` in ``index`` in log form (None when the index has no fields)."""
-    types = index.attribute_types()
+    types = fields(index)
     if not types:
         return None
     rows = index.attributes(ids) if len(ids) else []
