@@ -62,7 +62,7 @@ class Config:
         """Fills defaults and checks the parameters against the kind (Invalid on a problem)."""
         params = kinds.resolve(dim, metric, kind, params)
         attributes = payloads.check_declared(attributes or {})
-        if attributes and not payloads.supports_filters(kinds.new_index(dim, metric, kind, params)):
+        if attributes and kind not in payloads.kinds_with_filters():
             raise Invalid(f"kind {kind!r} does not store attributes (payloads) or take filters: "
                           f"create the index without 'attributes'")
         return Config(dim, metric, kind, params, attributes)
@@ -602,7 +602,7 @@ class Collection:
         if (filter is not None or payload) and not self.filters:
             asked = "filter" if filter is not None else "with_payload"
             raise Invalid(f"index {self.name!r} is of kind {kind!r}, which does not store attributes or take "
-                          f"filters ({asked}); kinds that do: {', '.join(_filter_kinds())}")
+                          f"filters ({asked}); kinds that do: {', '.join(payloads.kinds_with_filters())}")
         if filter is not None:
             payloads.check_filter(filter)
         given = {key: value for key, value in knobs.items() if value is not None}
@@ -674,19 +674,6 @@ class Collection:
         """(vectors, bytes), for the metrics (zeros for a failed index)."""
         info = self.info()
         return info["count"] or 0, info["bytes"] or 0
-
-
-def _filter_kinds() -> list[str]:
-    """The kinds whose indexes store attributes and take filters (asked of an empty index of each)."""
-    out = []
-    for name in kinds.KINDS:
-        try:
-            params = kinds.resolve(8, "ip", name, {})
-            if payloads.supports_filters(kinds.new_index(8, "ip", name, params)):
-                out.append(name)
-        except Invalid:
-            continue
-    return out
 
 
 def _remove_stale(folder: Path, keep: str | None) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import kinds as registry
 from ..attributes import TYPES, AttributeStore
 from .errors import Invalid
 
@@ -23,7 +24,8 @@ _FORMAT, _VERSION = "adanns-service-attributes", 1
 
 
 def supports_filters(index) -> bool:
-    """Whether an index kind stores attributes and takes filters (its add and search accept them)."""
+    """Whether an index (or an index class) stores attributes and takes filters: its add and search
+    accept them."""
     if not hasattr(index, "declare"):
         return False
     try:
@@ -31,6 +33,11 @@ def supports_filters(index) -> bool:
                 and "attributes" in inspect.signature(index.add).parameters)
     except (TypeError, ValueError):
         return False
+
+
+def kinds_with_filters() -> list[str]:
+    """The servable kinds whose indexes store attributes and take filters."""
+    return [k.name for k in registry.servable() if supports_filters(k.cls)]
 
 
 def fields(index) -> dict:
