@@ -194,6 +194,12 @@ def test_payloads_round_trip_and_upserts_replace_them(tmp_path, rng):
         extra = json.dumps({"attributes": columns(rows[40:])}).encode()
         r = c.post("/indexes/p/vectors", content=buf.getvalue() + extra, headers={"content-type": "application/x-npy"})
         assert r.status_code == 200, r.text
+        for bad in (np.float32(1.0), x[0]):  # 0-d and 1-d vectors, with attributes after them
+            buf = io.BytesIO()
+            np.save(buf, bad)
+            r = c.post("/indexes/p/vectors", content=buf.getvalue() + b'{"payload": [{}]}',
+                       headers={"content-type": "application/x-npy"})
+            assert r.status_code == 422 and "2-D" in r.json()["detail"], r.text
         for i in rng.choice(n, 15, replace=False).tolist():
             assert c.get(f"/indexes/p/vectors/{i}").json() == {"id": i, "payload": rows[i]}
         got = search(c, "p", x[:5], n, with_payload=True)

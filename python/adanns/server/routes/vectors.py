@@ -112,6 +112,8 @@ def _read_npy(body: bytes, ids_param: Optional[str]) -> tuple[np.ndarray, Option
                           "optionally the ids' .npy, optionally a JSON object of attributes)") from None
     if vectors.dtype.kind != "f":
         raise Invalid(f"vectors must be floating-point, got dtype {vectors.dtype}")
+    if vectors.ndim != 2:  # counted with len() below: a 0-d array has none
+        raise Invalid(f"vectors must be a 2-D (n, dim) array, got shape {vectors.shape}")
     if second is not None and ids_param is not None:
         raise Invalid("give the ids either as a second .npy array in the body or as the ids query parameter, "
                       "not both")
