@@ -432,3 +432,21 @@ def test_repair_and_replay_keep_the_attributes_of_intact_records(tmp_path, rng):
         f.write(encode(clash))
     failed = Store(tmp_path).get("r")
     assert failed.state == "failed" and "attribute types" in failed.reason, failed.reason
+
+
+def test_declared_attributes_in_meta_json_are_checked(tmp_path):
+    """meta.json carries the declarations; one of an unknown type (with a valid CRC) is damage, not a 500."""
+    from adanns.server.collection import Config, _meta_crc
+    from adanns.server.store import Store
+
+    store = Store(tmp_path)
+    store.create("m", Config.resolve(DIM, "ip", "flat", {}, {"lang": "keyword"}))
+    store.close()
+    path = tmp_path / "m" / "meta.json"
+    meta = json.loads(path.read_text())
+    assert meta["config"]["attributes"] == {"lang": "keyword"}
+    meta["config"]["attributes"] = {"lang": "text"}
+    body = {k: v for k, v in meta.items() if k != "crc32"}
+    path.write_text(json.dumps({**body, "crc32": _meta_crc(body)}))
+    c = Store(tmp_path).get("m")
+    assert c.state == "failed" and "meta.json is malformed" in c.reason and "'text'" in c.reason, c.reason

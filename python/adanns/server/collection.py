@@ -130,7 +130,7 @@ def read_meta(folder: Path) -> dict:
                payloads.check_declared(config.get("attributes", {})))
         if not (meta["snapshot"] is None or isinstance(meta["snapshot"], str)) or int(meta["seq"]) < 0:
             raise ValueError("bad snapshot or seq")
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, Invalid) as e:  # Invalid: declared attributes of an unknown type
         raise Damaged(f"meta.json is malformed ({e})") from None
     return meta
 
