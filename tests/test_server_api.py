@@ -46,7 +46,8 @@ def create(http, name, **spec):
 def test_index_lifecycle_create_list_describe_delete(http):
     info = create(http, "life", dim=16, metric="cosine", kind="flat")
     assert info == {"name": "life", "state": "ready", "reason": None, "dim": 16, "metric": "cosine",
-                    "kind": "flat", "params": {}, "count": 0, "trained": True, "bytes": info["bytes"]}
+                    "kind": "flat", "params": {}, "count": 0, "trained": True, "bytes": info["bytes"],
+                    "attributes": {}}
     assert http.put("/indexes/life", json={"dim": 16, "metric": "cosine", "kind": "flat"}).status_code == 200
     assert http.put("/indexes/life", json={"dim": 8, "kind": "flat"}).status_code == 409
     assert "life" in http.get("/indexes").json()["indexes"]

@@ -19,12 +19,12 @@ from adanns.server.search_body import decode_json, decode_query_string
 
 from _server import Server
 
-values = st.one_of(st.none(), st.booleans(), st.integers(-3, 20_000), st.integers(2**62, 2**64),
+values = st.one_of(st.none(), st.booleans(), st.dictionaries(st.sampled_from(["must", "key"]), st.integers(0, 3), max_size=2), st.integers(-3, 20_000), st.integers(2**62, 2**64),
                    st.floats(allow_nan=False, allow_infinity=False, width=32), st.text(max_size=3),
                    st.lists(st.floats(-2, 2, width=32), max_size=3),
                    st.lists(st.lists(st.one_of(st.floats(-2, 2, width=32), st.integers(-2, 2)), max_size=3), max_size=3))
 fields = st.sampled_from(["vector", "vectors", "k", "search_dim", "nprobe", "rerank_dim", "rerank_k", "target_recall",
-                          "budget_mflops", "extra"])
+                          "budget_mflops", "filter", "with_payload", "extra"])
 
 
 def verdicts(body: dict) -> tuple[bool, bool]:
@@ -55,6 +55,10 @@ def test_both_decoders_agree_on_random_bodies(body):
     {"vector": [1.0], "target_recall": 0.9, "budget_mflops": 1.0}, {"vector": [1.0], "target_recall": 1.5},
     {"vector": [1.0], "budget_mflops": 0}, {"vector": [1.0], "rerank_k": 1_000_001}, {"vector": [1.0], "nprobe": 0},
     {"vector": [1.0], "x": 1}, {"vector": [True]},
+    {"vector": [1.0], "filter": {}}, {"vector": [1.0], "filter": {"must": [{"key": "a", "match": {"value": 1}}]}},
+    {"vector": [1.0], "filter": None}, {"vector": [1.0], "filter": []}, {"vector": [1.0], "filter": "{}"},
+    {"vector": [1.0], "with_payload": True}, {"vector": [1.0], "with_payload": 1}, {"vector": [1.0], "with_payload": None},
+    {"vector": [1.0], "with_payload": "true"},
 ])
 def test_both_decoders_agree_on_edge_cases(body):
     pyd, fast = verdicts(body)
@@ -64,8 +68,12 @@ def test_both_decoders_agree_on_edge_cases(body):
 def test_query_string_knobs():
     knobs = decode_query_string(b"k=7&nprobe=3&search_dim=16")
     assert (knobs.k, knobs.nprobe, knobs.search_dim) == (7, 3, 16)
+    assert (knobs.filter, knobs.with_payload) == (None, False)
+    knobs = decode_query_string(b"filter=%7B%22must%22%3A%5B%5D%7D&with_payload=true")
+    assert (knobs.filter, knobs.with_payload) == ({"must": []}, True)
     for bad, words in [(b"k=0", "k"), (b"k=x", "k"), (b"unknown=1", "unknown"), (b"k=1&k=2", "twice"),
-                       (b"target_recall=0.9&nprobe=2", "do not also give")]:
+                       (b"target_recall=0.9&nprobe=2", "do not also give"),
+                       (b"filter=%7Bnot", "filter is not JSON"), (b"filter=5", "filter")]:
         with pytest.raises(Invalid, match=words):
             decode_query_string(bad)
 

@@ -2,7 +2,9 @@
 
 Folder layout: ``meta.json`` (configuration, which snapshot is current, the size and CRC-32 of each of its
 files, and a CRC-32 of its own), ``snapshot-<seq>-<tag>/`` (``index.adanns`` and ``ids.npy``, or ``buffer.npy``
-and ``ids.npy`` for an index not trained yet) and ``wal.log`` (every write after that snapshot).
+and ``ids.npy`` — plus ``attributes.json`` when they have attributes — for an index not trained yet) and
+``wal.log`` (every write after that snapshot). Attributes (payloads, payloads.py) travel with their vectors:
+in the upsert's log record, in ``index.adanns`` (its metadata) or ``attributes.json``.
 
 Every write is validated, logged (fsynced), then applied under the exclusive lock; searches hold the
 shared lock, so they see a batch entirely or not at all. A new snapshot is written beside the current
@@ -30,7 +32,7 @@ import numpy as np
 
 import adanns
 
-from . import faults, kinds, wal
+from . import faults, kinds, payloads, wal
 from .errors import Invalid, NotFound, Unavailable, storage_error
 from .rwlock import RWLock
 from .wal import Op, Record, WriteAheadLog
@@ -53,14 +55,23 @@ class Config:
     metric: str
     kind: str
     params: dict = field(default_factory=dict)
+    attributes: dict = field(default_factory=dict)  # fields declared at creation: name -> type
 
     @staticmethod
-    def resolve(dim: int, metric: str, kind: str, params: dict) -> "Config":
+    def resolve(dim: int, metric: str, kind: str, params: dict, attributes: dict | None = None) -> "Config":
         """Fills defaults and checks the parameters against the kind (Invalid on a problem)."""
-        return Config(dim, metric, kind, kinds.resolve(dim, metric, kind, params))
+        params = kinds.resolve(dim, metric, kind, params)
+        attributes = payloads.check_declared(attributes or {})
+        if attributes and kind not in payloads.kinds_with_filters():
+            raise Invalid(f"kind {kind!r} does not store attributes (payloads) or take filters: "
+                          f"create the index without 'attributes'")
+        return Config(dim, metric, kind, params, attributes)
 
     def as_dict(self) -> dict:
-        return {"dim": self.dim, "metric": self.metric, "kind": self.kind, "params": self.params}
+        body = {"dim": self.dim, "metric": self.metric, "kind": self.kind, "params": self.params}
+        if self.attributes:  # left out when none are declared, so older meta.json files read the same
+            body["attributes"] = self.attributes
+        return body
 
 
 # ---------------------------------------------------------------------------------------- files
@@ -113,12 +124,13 @@ def read_meta(folder: Path) -> dict:
             raise Damaged("meta.json fails its checksum")
     try:
         config = meta["config"]
-        if set(config) != {"dim", "metric", "kind", "params"}:
+        if set(config) - {"attributes"} != {"dim", "metric", "kind", "params"}:
             raise ValueError(f"config keys {sorted(config)}")
-        Config(int(config["dim"]), str(config["metric"]), str(config["kind"]), dict(config["params"]))
+        Config(int(config["dim"]), str(config["metric"]), str(config["kind"]), dict(config["params"]),
+               payloads.check_declared(config.get("attributes", {})))
         if not (meta["snapshot"] is None or isinstance(meta["snapshot"], str)) or int(meta["seq"]) < 0:
             raise ValueError("bad snapshot or seq")
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, Invalid) as e:  # Invalid: declared attributes of an unknown type
         raise Damaged(f"meta.json is malformed ({e})") from None
     return meta
 
@@ -151,6 +163,11 @@ def _check_snapshot_files(path: Path, files: dict | None) -> None:
             raise Damaged(f"{path.name}/{name} does not match meta.json: its {what} differs")
 
 
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as f:
         faults.point("snapshot.write")
@@ -177,6 +194,7 @@ class Collection:
         self._flat: adanns.FlatIndex | None = None
         self._index = None
         self._wal: WriteAheadLog | None = None
+        self.filters = False  # whether the kind stores attributes and takes filters (set with the index)
 
     # ------------------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -278,8 +296,13 @@ class Collection:
         c = self.config
         self._ids, self._buffer, self._seq, self._next_id = set(), {}, 0, 0
         self._index = kinds.new_index(c.dim, c.metric, c.kind, c.params)
+        self.filters = payloads.supports_filters(self._index)
         # Kinds that learn from data are searched exactly, from a buffer, until they are trained.
         self._flat = None if c.kind == "flat" else adanns.FlatIndex(c.dim, metric=c.metric)
+        if c.attributes:
+            payloads.declare(self._index, c.attributes)
+            if self._flat is not None:
+                payloads.declare(self._flat, c.attributes)
 
     def require(self, writing: bool) -> None:
         """503 (Unavailable) when the index cannot serve this request now; NotFound once it is deleted."""
@@ -304,14 +327,27 @@ class Collection:
             if vectors.shape != (len(ids), self.config.dim) or len(self._ids) != len(ids):
                 raise Damaged(f"{path.name}: buffer.npy and ids.npy do not match")
             self._buffer = dict(zip(ids.tolist(), vectors))
+            logged = None
+            if (path / payloads.SNAPSHOT_FILE).exists():
+                try:
+                    logged = payloads.load(path / payloads.SNAPSHOT_FILE, len(ids))
+                except ValueError as e:
+                    raise Damaged(f"{path.name}: {e}") from None
             if len(ids):
-                self._flat.add(vectors, ids)
+                payloads.add(self._flat, vectors, ids, logged)
+            elif logged:
+                payloads.declare(self._flat, logged["types"])
         else:
             index = adanns.load(path / "index.adanns")
             kind, _ = kinds.describe_file(index)
             if kind != self.config.kind or index.dim != self.config.dim or len(index) != len(self._ids) \
                     or set(index.ids().tolist()) != self._ids:
                 raise Damaged(f"{path.name}: index.adanns does not match meta.json and ids.npy")
+            if self.config.attributes:
+                try:
+                    payloads.declare(index, self.config.attributes)
+                except ValueError as e:
+                    raise Damaged(f"{path.name}: its attributes do not match meta.json ({e})") from None
             self._index = index
 
     def _snapshot(self) -> None:
@@ -327,6 +363,8 @@ class Collection:
                 vectors = np.stack([self._buffer[i] for i in ids.tolist()]) if len(ids) else \
                     np.zeros((0, self.config.dim), np.float32)
                 _save_npy(tmp / "buffer.npy", vectors)
+                if payloads.save(tmp / payloads.SNAPSHOT_FILE, self._flat, ids):
+                    _fsync_file(tmp / payloads.SNAPSHOT_FILE)
             else:
                 faults.point("snapshot.write")
                 self._index.save(tmp / "index.adanns")
@@ -388,21 +426,33 @@ class Collection:
                 log.warning("index %s: snapshot failed (%s: %s); the log keeps every write", self.name,
                             type(e).__name__, e)
 
-    def upsert(self, ids: np.ndarray | None, vectors: np.ndarray) -> np.ndarray:
+    def upsert(self, ids: np.ndarray | None, vectors: np.ndarray, attributes: dict | None = None) -> np.ndarray:
         """Writes the vectors; ``ids`` None: consecutive ids after the largest one so far (as the Python
-        API's ``add``), assigned under the lock and logged, so a replay sees the same. Returns the ids."""
+        API's ``add``), assigned under the lock and logged, so a replay sees the same. ``attributes``:
+        {field: [a value per vector]}, checked against the field types before anything is logged; the
+        upsert replaces the attributes of the ids it writes (None: they have none). Returns the ids."""
         self.require(writing=True)
         vectors = np.asarray(vectors)
         given = ids is not None
         ids, vectors = self._check_vectors(ids if given else np.arange(len(vectors) if vectors.ndim else 0), vectors)
+        if attributes is not None and not self.filters:
+            raise Invalid(f"index {self.name!r} is of kind {self.config.kind!r}, which does not store attributes "
+                          "(payloads); write the vectors without them")
         with self.lock.write():
+            logged = None
+            if attributes is not None:
+                logged = payloads.resolve(payloads.fields(self._attribute_target()), attributes, len(ids))
             if not given:
                 first = self._next_id
                 if first + len(ids) > np.iinfo(np.int64).max:
                     raise Invalid("default ids would pass 2^63-1: give the ids explicitly")
                 ids = np.arange(first, first + len(ids), dtype=np.int64)
-            self._write(Record(Op.UPSERT, self._seq + 1, ids, vectors))
+            self._write(Record(Op.UPSERT, self._seq + 1, ids, vectors, attributes=logged))
         return ids
+
+    def _attribute_target(self):
+        """The index that holds the attributes now: the exact buffer until training, then the index."""
+        return self._flat if self._buffer_active else self._index
 
     def remove(self, ids: np.ndarray) -> int:
         self.require(writing=True)
@@ -432,6 +482,17 @@ class Collection:
         """What `upsert`/`remove` check before logging, for a record read back from the log."""
         if rec.op == Op.UPSERT:
             self._check_vectors(rec.ids, rec.vectors)
+            if rec.attributes is not None:
+                if not self.filters:
+                    raise ValueError(f"it carries attributes, which kind {self.config.kind!r} does not store")
+                types = payloads.fields(self._attribute_target())
+                clash = {f: t for f, t in rec.attributes["types"].items() if types.get(f, t) != t}
+                if clash:
+                    raise ValueError(f"its attribute types {clash} differ from the index's {types}")
+                try:
+                    payloads.resolve({**types, **rec.attributes["types"]}, rec.attributes["columns"], len(rec.ids))
+                except Invalid as e:
+                    raise ValueError(e.detail) from None
         elif rec.op == Op.REMOVE:
             missing = [i for i in _check_ids(rec.ids).tolist() if i not in self._ids]
             if missing:
@@ -443,7 +504,7 @@ class Collection:
             target = self._flat if self._buffer_active else self._index
             if len(present):
                 target.remove(present)
-            target.add(rec.vectors, rec.ids)
+            payloads.add(target, rec.vectors, rec.ids, rec.attributes)
             self._ids.update(rec.ids.tolist())
             self._next_id = max(self._next_id, int(rec.ids.max()) + 1)
             if self._buffer_active:
@@ -461,8 +522,9 @@ class Collection:
     def _train_from_buffer(self) -> None:
         ids = np.fromiter(self._buffer, np.int64, len(self._buffer))
         vectors = np.stack([self._buffer[i] for i in ids.tolist()])
+        logged = payloads.read(self._flat, ids) if self.filters else None
         self._index.train(vectors)
-        self._index.add(vectors, ids)
+        payloads.add(self._index, vectors, ids, logged)
         self._buffer, self._flat = {}, adanns.FlatIndex(self.config.dim, metric=self.config.metric)
         log.info("index %s: trained on %d vectors", self.name, len(ids))
 
@@ -499,30 +561,73 @@ class Collection:
         _check_finite(queries, "queries")
         return queries
 
-    def search_checked(self, queries: np.ndarray, k: int, threads: int, **knobs) -> adanns.SearchResult:
+    def search_checked(self, queries: np.ndarray, k: int, threads: int, filter: dict | None = None,
+                       **knobs) -> adanns.SearchResult:
         """Searches queries that passed `check_queries`; ``knobs``: nprobe, search_dim, ef, rerank_dim, rerank_k,
-        target_recall, budget_mflops (None: not given)."""
+        target_recall, budget_mflops (None: not given); ``filter``: a filter expression (filters.py)."""
+        given = self._check_search(filter, knobs)
+        with self.lock.read():
+            self.require(writing=False)
+            return self._search(queries, k, threads, filter, given)
+
+    def search_with_payload(self, queries: np.ndarray, k: int, threads: int, filter: dict | None = None,
+                            **knobs) -> tuple[adanns.SearchResult, list[list[dict | None]]]:
+        """`search_checked`, and the attributes of every hit (None at padding), read under the same lock
+        so that they belong to the vectors the search found."""
+        given = self._check_search(filter, knobs, payload=True)
+        with self.lock.read():
+            self.require(writing=False)
+            res = self._search(queries, k, threads, filter, given)
+            target = self._attribute_target()
+            found = res.ids[res.ids >= 0]
+            rows = iter(target.attributes(found) if len(found) and payloads.fields(target) else [{}] * len(found))
+            return res, [[next(rows) if i >= 0 else None for i in hits] for hits in res.ids.tolist()]
+
+    def payload(self, id_: int) -> dict | None:
+        """The attributes of one id ({} when it has none; None for a kind without attributes)."""
+        self.require(writing=False)
+        with self.lock.read():
+            self.require(writing=False)
+            if id_ not in self._ids:
+                raise NotFound(f"id {id_} is not in index {self.name!r}")
+            if not self.filters:
+                return None
+            target = self._attribute_target()
+            return target.attributes([id_])[0] if payloads.fields(target) else {}
+
+    def _check_search(self, filter, knobs: dict, payload: bool = False) -> dict:
+        """The knobs given, checked against the kind (Invalid names what it does not take)."""
         self.require(writing=False)
         kind = self.config.kind
+        if (filter is not None or payload) and not self.filters:
+            asked = "filter" if filter is not None else "with_payload"
+            raise Invalid(f"index {self.name!r} is of kind {kind!r}, which does not store attributes or take "
+                          f"filters ({asked}); kinds that do: {', '.join(payloads.kinds_with_filters())}")
+        if filter is not None:
+            payloads.check_filter(filter)
         given = {key: value for key, value in knobs.items() if value is not None}
         allowed = kinds.KNOBS[kind] | ({"target_recall", "budget_mflops"} if hasattr(self._index, "tune") else set())
         wrong = sorted(set(given) - allowed)
         if wrong:
             raise Invalid(f"{', '.join(wrong)} do{'es' if len(wrong) == 1 else ''} not apply to kind {kind!r} "
                           f"(index {self.name!r}); it takes {sorted(allowed)}")
-        with self.lock.read():
-            self.require(writing=False)
-            try:
-                if self._buffer_active:  # not trained yet: exact search (recall 1) over what has been added
-                    exact = {key: given[key] for key in ("rerank_dim", "rerank_k") if key in given}
-                    return self._flat.search(queries, k=k, threads=threads, **exact)
-                return self._index.search(queries, k=k, threads=threads, **given)
-            except (ValueError, TypeError, RuntimeError) as e:  # RuntimeError: not tuned
-                message = str(e)
-                if "index.tune(" in message:  # the Python API's advice, in the service's terms
-                    message = (f"{message.split(': call index.tune(')[0]} (index {self.name!r}): POST "
-                               f"/indexes/{self.name}/tune with sample queries of this length and k={k} first")
-                raise Invalid(message) from None
+        return given
+
+    def _search(self, queries: np.ndarray, k: int, threads: int, filter, given: dict) -> adanns.SearchResult:
+        """Under the read lock: the buffer's exact search until training, then the index's."""
+        if filter is not None:
+            given = {**given, "filter": filter}
+        try:
+            if self._buffer_active:  # not trained yet: exact search (recall 1) over what has been added
+                exact = {key: given[key] for key in ("rerank_dim", "rerank_k", "filter") if key in given}
+                return self._flat.search(queries, k=k, threads=threads, **exact)
+            return self._index.search(queries, k=k, threads=threads, **given)
+        except (ValueError, TypeError, RuntimeError, OverflowError) as e:  # RuntimeError: not tuned; Overflow:
+            message = str(e)  # a filter's integer beyond int64
+            if "index.tune(" in message:  # the Python API's advice, in the service's terms
+                message = (f"{message.split(': call index.tune(')[0]} (index {self.name!r}): POST "
+                           f"/indexes/{self.name}/tune with sample queries of this length and k={k} first")
+            raise Invalid(message) from None
 
     def tune(self, queries: np.ndarray, k: int, threads: int, sample=None, seed: int = 0) -> "adanns.tuning.Frontier":
         """Measures the default grid on ``queries`` (exact ground truth from the index itself), keeps the
@@ -556,12 +661,14 @@ class Collection:
 
     def info(self) -> dict:
         config = self.config.as_dict() if self.config else {"dim": None, "metric": None, "kind": None, "params": None}
-        base = {"name": self.name, **config, "state": self.state, "reason": self.reason}
+        base = {"name": self.name, **config, "state": self.state, "reason": self.reason, "attributes": None}
         if self.state == "failed":
             return {**base, "count": None, "trained": None, "bytes": None}
         with self.lock.read():
             index = self._flat if self._buffer_active else self._index
-            return {**base, "count": len(index), "trained": self._index.is_trained, "bytes": index.nbytes}
+            fields = payloads.fields(index) if self.filters else None
+            return {**base, "count": len(index), "trained": self._index.is_trained, "bytes": index.nbytes,
+                    "attributes": fields}
 
     def stats(self) -> tuple[int, int]:
         """(vectors, bytes), for the metrics (zeros for a failed index)."""

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 Metric = Literal["ip", "l2", "cosine"]
 Kind = Literal["flat", "ivf", "opq", "ivfopq", "binary", "graph"]
 Id = Annotated[StrictInt, Field(ge=0, lt=2**63)]
 Vector = Annotated[list[float], Field(min_length=1)]
+FieldType = Literal["keyword", "int", "float", "bool"]
+FILTER_DOC = ("only vectors whose attributes match this filter (Qdrant's grammar): {\"must\": [...], \"should\": "
+              "[...], \"must_not\": [...]} nested freely, of {\"key\": f, \"match\": {\"value\": v}}, "
+              "{\"key\": f, \"match\": {\"any\": [...]}}, {\"key\": f, \"range\": {\"gte\": x, "
+              "\"lt\": y}} (gt/gte/lt/lte) and {\"has_id\": [...]}; {} matches every vector. Unknown fields, "
+              "values of the wrong type and malformed objects are a 422 naming the place")
 
 
 class _Body(BaseModel):
@@ -27,6 +33,9 @@ class IndexSpec(_Body):
                                                "store_vectors, seed, train_size; ivfopq: the ivf and opq params "
                                                "and residual; binary: bits, rotation (null or 'itq'), center, "
                                                "seed, train_size; flat: none")
+    attributes: dict[str, FieldType] = Field(
+        default_factory=dict, description="attribute fields declared now (name -> keyword, int, float or bool); "
+                                          "fields not declared get their type from the first values written")
 
 
 State = Literal["ready", "read-only", "failed"]
@@ -44,6 +53,8 @@ class IndexInfo(BaseModel):
     count: Optional[int] = Field(None, description="vectors held (null for a failed index)")
     trained: Optional[bool] = None
     bytes: Optional[int] = None
+    attributes: Optional[dict[str, str]] = Field(None, description="attribute fields and their types, declared "
+                                                                   "or inferred (null: the kind stores none)")
 
 
 class IndexState(BaseModel):
@@ -60,6 +71,35 @@ class Upsert(_Body):
     ids: Optional[Annotated[list[Id], Field(min_length=1)]] = Field(
         None, description="default: consecutive ids after the largest id written so far (returned in the ack)")
     vectors: Annotated[list[Vector], Field(min_length=1)]
+    attributes: Optional[dict[str, list[Any]]] = Field(
+        None, description="attributes as columns: field -> a value per vector (null: none); keyword values are "
+                          "a string or a list of strings. The upsert replaces the attributes of its ids")
+    payload: Optional[list[Optional[dict[str, Any]]]] = Field(
+        None, description="attributes per vector: an object of field -> value (or null), instead of 'attributes'")
+
+    @model_validator(mode="after")
+    def _one_form_of_attributes(self):
+        if self.attributes is not None and self.payload is not None:
+            raise ValueError("give the attributes either as 'attributes' (columns) or as 'payload' (per vector), "
+                             "not both")
+        return self
+
+
+class Attributes(_Body):
+    """What may follow the arrays of an application/x-npy upsert, as a JSON object."""
+    attributes: Optional[dict[str, list[Any]]] = None
+    payload: Optional[list[Optional[dict[str, Any]]]] = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.attributes is None) == (self.payload is None):
+            raise ValueError("the JSON after the arrays must hold exactly one of 'attributes' or 'payload'")
+        return self
+
+
+class VectorPayload(BaseModel):
+    id: int
+    payload: Optional[dict[str, Any]] = Field(description="the vector's attributes (null: the kind stores none)")
 
 
 class Removal(_Body):
@@ -85,6 +125,8 @@ class SearchRequest(_Body):
         None, description="the cheapest tuned setting predicted to reach this recall@k (needs POST .../tune)")
     budget_mflops: Optional[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         None, description="the most accurate tuned setting costing at most this many MFLOPs per query")
+    filter: Optional[dict[str, Any]] = Field(None, description=FILTER_DOC)
+    with_payload: StrictBool = Field(False, description="return the attributes of every hit (in 'payloads')")
 
     @model_validator(mode="after")
     def _one_of_vector_or_vectors(self):
@@ -122,6 +164,8 @@ class TuneResponse(BaseModel):
 class Hits(BaseModel):
     ids: list[int]
     scores: list[Optional[float]] = Field(description="null where there is no hit (id -1)")
+    payloads: Optional[list[Optional[dict[str, Any]]]] = Field(
+        None, description="with_payload: the attributes of each hit (null where there is no hit)")
 
 
 class SearchResponse(BaseModel):

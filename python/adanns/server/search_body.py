@@ -9,7 +9,8 @@ refuse the same bodies.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Optional
+import json
+from typing import Annotated, Any, Optional
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -30,6 +31,9 @@ class SearchKnobs(msgspec.Struct, forbid_unknown_fields=True):
     rerank_k: Optional[Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]] = None
     target_recall: Optional[Annotated[float, msgspec.Meta(gt=0, le=1)]] = None
     budget_mflops: Optional[Annotated[float, msgspec.Meta(gt=0)]] = None
+    # Filtered searches skip the batcher (search_path.answer_search); the collection checks the grammar.
+    filter: Optional[dict[str, Any]] = None
+    with_payload: bool = False
 
     def check(self) -> "SearchKnobs":
         """The rules between fields (as SearchRequest's model validator)."""
@@ -82,6 +86,11 @@ def decode_query_string(query_string: bytes) -> SearchKnobs:
         if key in raw:
             raise Invalid(f"query parameter {key!r} given twice")
         raw[key] = value
+    if "filter" in raw:  # a JSON object in the query string (URL-encoded)
+        try:
+            raw["filter"] = json.loads(raw["filter"])
+        except ValueError as e:
+            raise Invalid(f"query parameters: filter is not JSON ({e})") from None
     try:
         return msgspec.convert(raw, SearchKnobs, strict=False).check()
     except msgspec.ValidationError as e:

@@ -93,22 +93,32 @@ async def answer_search(app, name: str, content_type: str | None, body: bytes, q
             raise Invalid("the vectors of a batch must all have the same length")
         rows = np.array(rows, dtype=np.float64)  # float64 first: overflow to float32 inf is then caught
     queries = collection.check_queries(rows)
-    if nq <= MAX_BATCH:
+    wants_arrays = accept is not None and NPZ in accept
+    if knobs.with_payload and wants_arrays:
+        raise Invalid("with_payload answers JSON (the payloads are objects): do not ask for application/x-npz")
+    if knobs.filter is None and not knobs.with_payload and nq <= MAX_BATCH:
         # On a search thread, merged with the requests that wait with it and ask the same of the same index.
         res = await app.state.batcher.search(collection, queries, knobs.k, settings.search_threads, **knobs.knobs())
+        encode = encode_arrays if wants_arrays else encode_results
     else:
-        # Too large to merge: on the worker pool, where large batches run side by side (as many threads as
-        # the pool has) and never hold up the search threads' single queries.
-        res = await asyncio.get_running_loop().run_in_executor(
-            app.state.pool, partial(collection.search_checked, queries, knobs.k, settings.search_threads,
-                                    **knobs.knobs()))
-    wants_arrays = accept is not None and NPZ in accept
-    encode = encode_arrays if wants_arrays else encode_results
+        # Filtered searches are not merged (each request has its own filter), and batches too large to merge
+        # run on the worker pool, side by side, never holding up the search threads' single queries.
+        res, encode = await asyncio.get_running_loop().run_in_executor(
+            app.state.pool, partial(_on_pool, collection, queries, knobs, settings.search_threads, wants_arrays))
     if res.ids.size <= _ENCODE_INLINE_SLOTS:
         payload = encode(res)
     else:
         payload = await asyncio.get_running_loop().run_in_executor(app.state.pool, encode, res)
     return payload, (NPZ.encode() if wants_arrays else b"application/json")
+
+
+def _on_pool(collection, queries, knobs, threads: int, wants_arrays: bool):
+    """(result, its encoder) of a search on the worker pool: filtered, with payloads, or too large to merge."""
+    if not knobs.with_payload:
+        res = collection.search_checked(queries, knobs.k, threads, filter=knobs.filter, **knobs.knobs())
+        return res, (encode_arrays if wants_arrays else encode_results)
+    res, payloads = collection.search_with_payload(queries, knobs.k, threads, filter=knobs.filter, **knobs.knobs())
+    return res, partial(encode_results, payloads=payloads)
 
 
 def encode_arrays(res) -> bytes:
@@ -117,11 +127,14 @@ def encode_arrays(res) -> bytes:
     return buf.getvalue()
 
 
-def encode_results(res) -> bytes:
+def encode_results(res, payloads=None) -> bytes:
     # JSON has no infinity: a padding slot (id -1) gets the score null (stored vectors are bounded so
     # that a real hit's score is always finite).
     results = [{"ids": ids, "scores": [s if i >= 0 and math.isfinite(s) else None for i, s in zip(ids, scores)]}
                for ids, scores in zip(res.ids.tolist(), res.scores.tolist())]
+    if payloads is not None:
+        for hits, rows in zip(results, payloads):
+            hits["payloads"] = rows
     return dumps({"results": results, "mflops": res.mflops.tolist()})
 
 

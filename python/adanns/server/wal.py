@@ -1,7 +1,11 @@
 """Write-ahead log: framed records appended and fsynced before a write is acknowledged.
 
 Frame: ``u32 payload length | u32 crc32(payload) | payload``; payload: ``u8 op | u64 seq | u32 n | u32 d``
-then ``n`` int64 ids and ``n*d`` float32 values, little-endian. Sequence numbers are consecutive.
+then ``n`` int64 ids and ``n*d`` float32 values, little-endian. Sequence numbers are consecutive. An upsert
+that carries attributes is written with op byte 4 and its attributes follow the values as UTF-8 JSON
+(``{"types": {field: type}, "columns": {field: [value per vector]}}``): the checksum covers them, so a
+write and its attributes are logged, and survive, as one record. Logs written before attributes existed
+read unchanged.
 
 An append is all or nothing: on any error the file is cut back to the end of the last good record
 before the error is reported, so a failed append never leaves bytes for the next one to follow.
@@ -14,6 +18,7 @@ it is, for `adanns repair` to salvage explicitly.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import struct
@@ -38,6 +43,10 @@ class Op(IntEnum):
     TRAIN = 3
 
 
+# The op byte of an upsert whose record carries attributes (decoded as Op.UPSERT with ``attributes`` set).
+_UPSERT_WITH_ATTRIBUTES = 4
+
+
 class LogCorrupt(Exception):
     """The log holds damage that is not a torn tail; the message says where."""
 
@@ -49,26 +58,41 @@ class Record:
     ids: np.ndarray       # (n,) int64
     vectors: np.ndarray   # (n, d) float32; (0, 0) when the op carries none
     offset: int = -1      # byte offset of the frame in its log, when read from one
+    attributes: dict | None = None  # upserts: {"types": {field: type}, "columns": {field: values}}, or None
 
 
 def encode(rec: Record) -> bytes:
     vectors = np.ascontiguousarray(rec.vectors, dtype="<f4")
     n, d = (vectors.shape if vectors.size else (len(rec.ids), 0))
-    payload = b"".join((_HEAD.pack(int(rec.op), rec.seq, n, d),
-                        np.ascontiguousarray(rec.ids, dtype="<i8").tobytes(), vectors.tobytes()))
+    op, tail = int(rec.op), b""
+    if rec.attributes is not None:
+        op = _UPSERT_WITH_ATTRIBUTES
+        tail = json.dumps(rec.attributes, separators=(",", ":"), allow_nan=False).encode()
+    payload = b"".join((_HEAD.pack(op, rec.seq, n, d),
+                        np.ascontiguousarray(rec.ids, dtype="<i8").tobytes(), vectors.tobytes(), tail))
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 def _decode(payload: bytes, offset: int) -> Record:
     op, seq, n, d = _HEAD.unpack_from(payload)
     off = _HEAD.size
-    if op not in Op.__members__.values():
+    if op not in Op.__members__.values() and op != _UPSERT_WITH_ATTRIBUTES:
         raise ValueError(f"unknown op {op}")
-    if len(payload) != off + 8 * n + 4 * n * d:
+    end = off + 8 * n + 4 * n * d
+    if len(payload) != end and not (op == _UPSERT_WITH_ATTRIBUTES and len(payload) > end):
         raise ValueError("payload length does not match its header")
     ids = np.frombuffer(payload, "<i8", n, off).astype(np.int64)
     vectors = np.frombuffer(payload, "<f4", n * d, off + 8 * n).astype(np.float32).reshape(n, d)
-    return Record(Op(op), seq, ids, vectors, offset)
+    attributes = None
+    if op == _UPSERT_WITH_ATTRIBUTES:
+        try:
+            attributes = json.loads(payload[end:])
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"its attributes are not JSON ({e})") from None
+        if not isinstance(attributes, dict) or set(attributes) != {"types", "columns"}:
+            raise ValueError("its attributes lack types or columns")
+        op = Op.UPSERT
+    return Record(Op(op), seq, ids, vectors, offset, attributes)
 
 
 def _frame_at(data: bytes, off: int) -> tuple[Record | None, int, str]:
@@ -109,7 +133,9 @@ def _next_intact_frame(data: bytes, start: int) -> int | None:
         length = u32(offs)
         op = buf[offs + 8]
         n, d = u32(offs + 17), u32(offs + 21)
-        plausible = ((op >= 1) & (op <= 3) & (length == _HEAD.size + 8 * n + 4 * n * d)
+        base = _HEAD.size + 8 * n + 4 * n * d
+        plausible = ((op >= 1) & (op <= _UPSERT_WITH_ATTRIBUTES)
+                     & ((length == base) | ((op == _UPSERT_WITH_ATTRIBUTES) & (length > base)))
                      & (offs + _FRAME.size + length <= len(data)))
         for off in offs[plausible].tolist():
             if _frame_at(data, off)[0] is not None:

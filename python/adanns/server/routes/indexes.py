@@ -24,7 +24,7 @@ async def list_indexes(store: Store = Depends(get_store)):
             summary="Create an index (idempotent for the same configuration)")
 async def create_index(spec: IndexSpec, request: Request, response: Response, name: str = IndexName,
                        store: Store = Depends(get_store)):
-    config = Config.resolve(spec.dim, spec.metric, spec.kind, spec.params)
+    config = Config.resolve(spec.dim, spec.metric, spec.kind, spec.params, spec.attributes)
     collection, created = await run_blocking(request, store.create, name, config)
     response.status_code = 201 if created else 200
     return collection.info()

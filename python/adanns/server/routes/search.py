@@ -42,7 +42,11 @@ async def search(request: Request, name: str = IndexName,
                  rerank_dim: Optional[int] = Query(None, description=f"{NPY} bodies only"),
                  rerank_k: Optional[int] = Query(None, description=f"{NPY} bodies only"),
                  target_recall: Optional[float] = Query(None, description=f"{NPY} bodies only"),
-                 budget_mflops: Optional[float] = Query(None, description=f"{NPY} bodies only")) -> Response:
+                 budget_mflops: Optional[float] = Query(None, description=f"{NPY} bodies only"),
+                 filter: Optional[str] = Query(None, description=f"{NPY} bodies only: the filter object as "
+                                                                 "(URL-encoded) JSON"),
+                 with_payload: Optional[bool] = Query(None, description=f"{NPY} bodies only (answers JSON)")
+                 ) -> Response:
     # The gate (search_path.Gate) answers searches before this route; the route documents them and answers
     # the same way when the app runs without the gate.
     body, media = await answer_search(request.app, name, request.headers.get("content-type", "application/json"),
