@@ -335,3 +335,25 @@ def test_serve_with_a_missing_index_file_fails_before_creating_the_data_dir(tmp_
     (tmp_path / "junk.adanns").write_bytes(b"not an index")
     assert main(["serve", "--data-dir", str(data), "--index", f"wn={tmp_path}/junk.adanns"]) == 1
     assert not data.exists()
+
+
+@pytest.mark.parametrize("n, nlist", [(50, 1), (100, 2), (2_000, 32), (117_000, 1024), (1_000_000, 4096)])
+def test_auto_nlist_is_near_four_sqrt_n_with_enough_points_per_list(n, nlist):
+    from adanns.cli import auto_nlist
+    assert auto_nlist(n) == nlist
+    assert n // auto_nlist(n) >= 39 or nlist == 1
+
+
+def test_build_without_nlist_sizes_the_lists_for_the_data(tmp_path, base, capsys):
+    main(["build", str(base[0]), "-o", str(tmp_path / "x.idx"), "--kind", "ivf", "-q"])
+    index = adanns.load(tmp_path / "x.idx")
+    assert index.nlist == adanns.cli.auto_nlist(len(index))
+
+
+def test_build_takes_the_graph_storage_and_names_the_option_in_errors(tmp_path, base, capsys):
+    main(["build", str(base[0]), "-o", str(tmp_path / "g.idx"), "--kind", "graph", "--storage", "sq8", "--M", "8",
+          "-q"])
+    assert adanns.load(tmp_path / "g.idx").storage == "sq8"
+    r = subprocess.run([sys.executable, "-m", "adanns.cli", "build", str(base[0]), "-o", str(tmp_path / "p.idx"),
+                        "--kind", "opq", "--m", "7", "-q"], capture_output=True, text=True)
+    assert r.returncode == 1 and "--kind opq" in r.stderr and "multiple of m" in r.stderr, r.stderr

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -24,6 +25,7 @@ import warnings
 import numpy as np
 
 import adanns
+from adanns import kinds as registry
 from adanns import tuning
 
 
@@ -58,38 +60,38 @@ def _chunks(n: int, size: int):
         yield start, min(n, start + size)
 
 
-# Cosine where the kind supports it: a Matryoshka prefix query on an ip index ranks by the un-normalised
-# prefix inner product (README). The PQ and binary kinds support ip (and l2 for PQ) only.
-DEFAULT_METRIC = {"flat": "cosine", "ivf": "cosine", "opq": "ip", "ivfopq": "ip", "binary": "ip", "graph": "ip"}
+# The CLI option behind each build parameter of the kinds table (adanns/kinds/registry.py), where it differs.
+_OPTION = {"opq": "no_opq"}
 
 
-def _new_index(args, dim: int):
-    kind, metric = args.kind, args.metric or DEFAULT_METRIC[args.kind]
-    if kind == "flat":
-        return adanns.FlatIndex(dim, metric=metric)
-    if kind == "ivf":
-        return adanns.IVFIndex(dim, nlist=args.nlist, metric=metric, cluster_dim=args.cluster_dim, seed=args.seed,
-                               niter=args.niter)
-    if kind == "opq":
-        return adanns.OPQIndex(dim, m=args.m, pq_dim=args.pq_dim, metric=metric, opq=not args.no_opq,
-                               nbits=args.nbits, seed=args.seed)
-    if kind == "ivfopq":
-        return adanns.IVFOPQIndex(dim, nlist=args.nlist, cluster_dim=args.cluster_dim, m=args.m, pq_dim=args.pq_dim,
-                                  metric=metric, opq=not args.no_opq, nbits=args.nbits, seed=args.seed,
-                                  niter=args.niter)
-    if kind == "graph":
-        return adanns.GraphIndex(dim, graph_dim=args.graph_dim, M=args.M, ef_construction=args.ef_construction,
-                                 metric=metric, seed=args.seed)
-    if metric != "ip":
-        raise ValueError(f"--kind binary re-scores by inner product: --metric must be ip, got {metric}")
-    return adanns.BinarizedIndex(dim, bits=args.bits, rotation=args.rotation, seed=args.seed)
+def auto_nlist(n: int) -> int:
+    """Lists for n vectors when --nlist is not given: the power of two nearest 4 sqrt(n) (faiss's guidance is
+    4-16 sqrt(n)), but at least ~39 vectors per list so k-means has points to place each centroid (1024 for the
+    117k WordNet corpus, 32 for 2,000 vectors)."""
+    if n < 78:
+        return 1
+    return min(2 ** round(math.log2(4 * math.sqrt(n))), 2 ** int(math.log2(n // 39)))
 
 
-def _default_train_size(args) -> int:
-    """~40 training points per centroid (IVF lists, PQ sub-centroids); a binarizer needs a mean."""
-    ksub = 1 << args.nbits
-    return {"ivf": 40 * args.nlist, "opq": 40 * ksub, "ivfopq": 40 * max(args.nlist, ksub),
-            "binary": 10_000 if args.rotation else 1_000}[args.kind]
+def _build_params(args, n: int, dim: int) -> tuple[str, dict]:
+    """(metric, params) for the kind from the options the user gave, checked and completed by the kinds
+    table as the service does."""
+    kind = registry.get(args.kind)
+    metric = args.metric or kind.default_metric
+    given = {}
+    for name in kind.params:
+        value = getattr(args, _OPTION.get(name, name), None)
+        if name == "opq":
+            value = not value
+        elif name == "nlist" and value is None:
+            value = auto_nlist(n)
+        if value is not None:
+            given[name] = value
+    try:
+        return metric, registry.resolve(args.kind, dim, metric, given)
+    except ValueError as e:  # name the option, not the service's parameter
+        msg = re.sub(r"params\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(e))
+        raise ValueError(f"--kind {args.kind}: {msg}") from None
 
 
 def build(args) -> int:
@@ -103,10 +105,11 @@ def build(args) -> int:
         if ids.shape != (n,):
             raise ValueError(f"ids {args.ids!r} must have shape ({n},), got {ids.shape}")
     t0 = time.perf_counter()
-    index = _new_index(args, dim)
-    if args.kind not in ("flat", "graph"):
+    metric, params = _build_params(args, n, dim)
+    index = registry.get(args.kind).new(dim, metric, params)
+    if params.get("train_size") is not None:
         # Train on a seeded random sample (sorted rows: sequential reads of the mapped file).
-        m = min(n, args.train_size or _default_train_size(args))
+        m = min(n, params["train_size"])
         rows = np.sort(np.random.default_rng(args.seed).choice(n, size=m, replace=False))
         with tqdm(total=m, desc="training", unit="vec", disable=args.quiet) as bar:
             sample = np.empty((m, dim), np.float32)
@@ -444,7 +447,9 @@ def parser() -> argparse.ArgumentParser:
                         "ranks like a query of that length; ip ranks prefixes by their un-normalised inner product; "
                         "l2 is the squared distance")
     b.add_argument("--ids", help="(n,) int64 .npy of ids (default: 0..n-1)")
-    b.add_argument("--nlist", type=_positive, default=1024, help="ivf/ivfopq: inverted lists (k-means centroids)")
+    b.add_argument("--nlist", type=_positive,
+                   help="ivf/ivfopq: inverted lists (k-means centroids); default: the power of two nearest 4 sqrt(n), "
+                        "at most n/39 (1024 for 117k vectors)")
     b.add_argument("--cluster-dim", type=_positive,
                    help="ivf/ivfopq: leading coordinates k-means clusters on (default: all)")
     b.add_argument("--m", type=_positive, default=32, help="opq/ivfopq: bytes (sub-quantizers) per code")
@@ -456,6 +461,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--M", type=_positive, default=32, help="graph: links per node (2M on the bottom level)")
     b.add_argument("--ef-construction", type=_positive, default=200, help="graph: beam width of insertion")
     b.add_argument("--graph-dim", type=_positive, help="graph: coordinates the graph is built on (default: all)")
+    b.add_argument("--storage", choices=("float32", "sq8"), default="float32",
+                   help="graph: what the walk scores: the float prefix, or its 8-bit codes (a quarter of the bytes)")
     b.add_argument("--train-size", type=_positive,
                    help="training sample size (default ~40 per centroid: 40 * nlist, 40 * 2^nbits)")
     b.add_argument("--niter", type=int, default=20, help="k-means iterations")

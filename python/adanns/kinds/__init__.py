@@ -12,8 +12,8 @@ from .graph import GraphIndex
 from .ivf import IVFIndex
 from .ivfopq import IVFOPQIndex
 from .opq import OPQIndex
-from .registry import Kind, Param, get, kind_of, kinds, load, servable
+from .registry import Kind, Param, get, kind_of, kinds, load, resolve, servable
 from .result import SearchResult
 
 __all__ = ["BinarizedIndex", "FlatIndex", "GraphIndex", "IVFIndex", "IVFOPQIndex", "Kind", "OPQIndex", "Param",
-           "SearchResult", "get", "kind_of", "kinds", "load", "servable"]
+           "SearchResult", "get", "kind_of", "kinds", "load", "resolve", "servable"]

@@ -232,8 +232,8 @@ def _from_native(impl):
 
 
 register(Kind(
-    name="binary", cls=BinarizedIndex, native=_core.BinaryIndex, from_native=_from_native,
-    params={"bits": Param("int", maximum=65536), "rotation": Param("itq"), "center": Param("bool", True),
+    name="binary", cls=BinarizedIndex, default_metric="ip", native=_core.BinaryIndex, from_native=_from_native,
+    params={"bits": Param("int", maximum=65536), "rotation": Param("choice", choices=(None, "itq")), "center": Param("bool", True),
             "seed": Param("int", 0, maximum=(1 << 63) - 1, may_be_zero=True), "train_size": Param("int", maximum=1 << 24)},
     knobs=frozenset({"rerank_dim", "rerank_k"}),
     complete=_complete,

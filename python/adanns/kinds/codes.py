@@ -9,7 +9,7 @@ from ..binary import BinaryIndex
 from .registry import Kind, register
 
 register(Kind(
-    name="codes", cls=BinaryIndex, native=_core.BinaryIndex, from_native=BinaryIndex._wrap, servable=False,
+    name="codes", cls=BinaryIndex, default_metric="ip", native=_core.BinaryIndex, from_native=BinaryIndex._wrap, servable=False,
     not_servable_reason="a BinaryIndex file holds codes only and cannot be served (the service takes float "
                         "vectors): create a kind 'binary' index over REST, which learns its own binarizer",
 ))

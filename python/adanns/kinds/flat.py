@@ -63,7 +63,7 @@ class FlatIndex(VectorIndex):
 
 
 register(Kind(
-    name="flat", cls=FlatIndex, native=_core.FlatIndex, from_native=FlatIndex._wrap,
+    name="flat", cls=FlatIndex, default_metric="cosine", native=_core.FlatIndex, from_native=FlatIndex._wrap,
     knobs=frozenset({"search_dim", "rerank_dim", "rerank_k"}),
     new=lambda dim, metric, p: FlatIndex(dim, metric=metric),
     describe=lambda index: {},

@@ -145,14 +145,15 @@ class GraphIndex(VectorIndex):
 
 
 register(Kind(
-    name="graph", cls=GraphIndex, native=_core.GraphIndex, from_native=GraphIndex._wrap,
+    name="graph", cls=GraphIndex, default_metric="ip", native=_core.GraphIndex, from_native=GraphIndex._wrap,
     params={"M": Param("int", 32, maximum=256), "ef_construction": Param("int", 200, maximum=4096),
-            "graph_dim": Param("int", maximum=65536), "seed": Param("int", 0, maximum=(1 << 63) - 1, may_be_zero=True)},
+            "graph_dim": Param("int", maximum=65536), "seed": Param("int", 0, maximum=(1 << 63) - 1, may_be_zero=True),
+            "storage": Param("choice", "float32", choices=STORAGES)},
     knobs=frozenset({"ef", "rerank_dim", "rerank_k"}),
     complete=lambda dim, metric, p: p.setdefault("graph_dim", dim),
     new=lambda dim, metric, p: GraphIndex(dim, graph_dim=p["graph_dim"], M=p["M"], ef_construction=p["ef_construction"],
-                                          metric=metric, seed=p["seed"]),
+                                          metric=metric, seed=p["seed"], storage=p["storage"]),
     describe=lambda index: {"M": index.M, "ef_construction": index.ef_construction, "graph_dim": index.graph_dim,
-                            "seed": index.seed},
+                            "seed": index.seed, "storage": index.storage},
     bench_family="graph",
 ))

@@ -112,7 +112,7 @@ def _complete(dim: int, metric: str, p: dict) -> None:
 
 
 register(Kind(
-    name="ivf", cls=IVFIndex, native=_core.IVFIndex, from_native=IVFIndex._wrap,
+    name="ivf", cls=IVFIndex, default_metric="cosine", native=_core.IVFIndex, from_native=IVFIndex._wrap,
     params={"nlist": Param("int", 256, maximum=1 << 18), "cluster_dim": Param("int", maximum=65536),
             "seed": Param("int", 0, maximum=(1 << 63) - 1, may_be_zero=True),
             "niter": Param("int", 20, maximum=1000, may_be_zero=True),

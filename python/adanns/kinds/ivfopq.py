@@ -75,7 +75,7 @@ def _complete(dim: int, metric: str, p: dict) -> None:
 
 
 register(Kind(
-    name="ivfopq", cls=IVFOPQIndex, native=_core.PQIndex,
+    name="ivfopq", cls=IVFOPQIndex, default_metric="ip", native=_core.PQIndex,
     from_native=lambda impl: wrap(IVFOPQIndex, impl) if impl.nlist else None,
     params={"nlist": Param("int", 256, maximum=1 << 18), "cluster_dim": Param("int", maximum=65536),
             **PQ_PARAMS, "residual": Param("bool", True), "niter": Param("int", 20, maximum=1000, may_be_zero=True)},

@@ -46,7 +46,7 @@ class OPQIndex(PQIndexBase):
 
 
 register(Kind(
-    name="opq", cls=OPQIndex, native=_core.PQIndex,
+    name="opq", cls=OPQIndex, default_metric="ip", native=_core.PQIndex,
     from_native=lambda impl: None if impl.nlist else wrap(OPQIndex, impl),
     params=PQ_PARAMS,
     knobs=frozenset({"rerank_dim", "rerank_k"}),

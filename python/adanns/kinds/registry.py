@@ -14,20 +14,22 @@ from .. import _core
 
 @dataclass(frozen=True)
 class Param:
-    """One service parameter: ``type`` "int", "bool" or "itq" (null or the string "itq"); a ``default`` of
-    None is filled in by the kind's ``complete``; ``maximum`` bounds it before anything is built (each
-    index allocates per list / per centroid at creation)."""
+    """One build parameter: ``type`` "int", "bool" or "choice" (one of ``choices``; None among them means
+    null is allowed); a ``default`` of None is filled in by the kind's ``complete``; ``maximum`` bounds it
+    before anything is built (each index allocates per list / per centroid at creation)."""
 
     type: str
     default: object = None
     maximum: int | None = None
     may_be_zero: bool = False
+    choices: tuple = ()
 
 
 @dataclass(frozen=True)
 class Kind:
     name: str  # as the CLI, the service and the bench families spell it
     cls: type
+    default_metric: str  # cosine where the kind supports it: a prefix query then ranks like a short embedding
     native: type  # the _core class a loaded file holds
     # The wrapper of a loaded native index, or None when the file is another kind's (kinds sharing one native
     # class are asked in registration order).
@@ -49,6 +51,7 @@ class Kind:
 
 
 _KINDS: list[Kind] = []
+_TYPES = {"int": "a positive integer", "bool": "a boolean"}
 
 
 def register(kind: Kind) -> Kind:
@@ -79,6 +82,44 @@ def kind_of(index) -> Kind:
         if type(index) is k.cls:
             return k
     raise KeyError(type(index).__name__)
+
+
+def resolve(name: str, dim: int, metric: str, params: dict) -> dict:
+    """The build parameters of kind ``name`` with every default filled in, as the CLI and the service take
+    them; ValueError names the first problem (before anything is built)."""
+    spec = get(name)
+    params = dict(params or {})
+    unknown = set(params) - set(spec.params)
+    if unknown:
+        raise ValueError(f"unknown params for kind {name!r}: {sorted(unknown)}; expected some of {sorted(spec.params)}")
+    for key, value in params.items():
+        p = spec.params[key]
+        if p.type == "bool":
+            ok, what = isinstance(value, bool), _TYPES["bool"]
+        elif p.type == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= (0 if p.may_be_zero else 1)
+            what = "a non-negative integer" if p.may_be_zero else "a positive integer"
+        else:
+            ok, what = value in p.choices, "one of " + ", ".join("null" if c is None else repr(c) for c in p.choices)
+        if not ok:
+            raise ValueError(f"params.{key} must be {what}, got {value!r}")
+        if p.maximum is not None and value > p.maximum:
+            raise ValueError(f"params.{key} must be <= {p.maximum}, got {value}")
+    for key, p in spec.params.items():
+        if p.default is not None:
+            params.setdefault(key, p.default)
+    spec.complete(dim, metric, params)
+    need = spec.train_size(params)
+    if need is not None:
+        params.setdefault("train_size", need)
+        floor = spec.min_train_size(params)
+        if params["train_size"] < floor:
+            raise ValueError(f"params.train_size must be >= {floor} for kind {name!r}, got {params['train_size']}")
+    try:
+        spec.new(dim, metric, params)  # the constructors' own checks (pq_dim % m, bits <= dim, ...)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"params: {e}") from None
+    return params
 
 
 def wrap_native(impl):

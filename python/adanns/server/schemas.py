@@ -7,8 +7,10 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
+from adanns import kinds as registry
+
 Metric = Literal["ip", "l2", "cosine"]
-Kind = Literal["flat", "ivf", "opq", "ivfopq", "binary", "graph"]
+Kind = Literal[tuple(k.name for k in registry.servable())]
 Id = Annotated[StrictInt, Field(ge=0, lt=2**63)]
 Vector = Annotated[list[float], Field(min_length=1)]
 FieldType = Literal["keyword", "int", "float", "bool"]
@@ -19,6 +21,13 @@ FILTER_DOC = ("only vectors whose attributes match this filter (Qdrant's grammar
               "values of the wrong type and malformed objects are a 422 naming the place")
 
 
+def _default_metric(kind) -> str:
+    try:
+        return registry.get(kind).default_metric
+    except KeyError:  # the kind itself is reported as invalid
+        return "ip"
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -26,13 +35,13 @@ class _Body(BaseModel):
 class IndexSpec(_Body):
     dim: Annotated[StrictInt, Field(ge=1, le=65536)]
     kind: Kind = "ivf"
-    metric: Metric = Field(default_factory=lambda spec: "cosine" if spec.get("kind") in ("flat", "ivf") else "ip",
-                           description="default: cosine where the kind supports it (flat, ivf), else ip")
+    metric: Metric = Field(default_factory=lambda spec: _default_metric(spec.get("kind", "ivf")),
+                           description="default: cosine where the kind supports it (" +
+                                       ", ".join(k.name for k in registry.servable() if k.default_metric == "cosine") +
+                                       "), else ip")
     params: dict[str, Any] = Field(default_factory=dict,
-                                   description="ivf: nlist, cluster_dim, seed, niter, train_size; opq: m, pq_dim, opq, nbits, "
-                                               "store_vectors, seed, train_size; ivfopq: the ivf and opq params "
-                                               "and residual; binary: bits, rotation (null or 'itq'), center, "
-                                               "seed, train_size; flat: none")
+                                   description="; ".join(f"{k.name}: {', '.join(k.params) or 'none'}"
+                                                         for k in registry.servable()))
     attributes: dict[str, FieldType] = Field(
         default_factory=dict, description="attribute fields declared now (name -> keyword, int, float or bool); "
                                           "fields not declared get their type from the first values written")
