@@ -52,6 +52,10 @@ void AttributeIndex::Sorted<K>::insert(std::vector<std::pair<K, uint32_t>> fresh
   // into the main run (O(main)) happens rarely enough that one-row adds stay O(sqrt(main)) each.
   const size_t limit = std::max<size_t>(1024, static_cast<size_t>(8 * std::sqrt(static_cast<double>(main.size()))));
   if (merged.size() <= limit) {
+    for (const auto& p : fresh)  // value < cuts[j] for every cut above the value
+      for (size_t j = static_cast<size_t>(std::upper_bound(cuts.begin(), cuts.end(), p.first) - cuts.begin());
+           j < cuts.size(); ++j)
+        set_bit(&below[j], p.second);
     tail = std::move(merged);
     return;
   }
@@ -59,6 +63,60 @@ void AttributeIndex::Sorted<K>::insert(std::vector<std::pair<K, uint32_t>> fresh
   std::merge(main.begin(), main.end(), merged.begin(), merged.end(), all.begin());
   main = std::move(all);
   tail.clear();
+  rebuild_cuts();
+}
+
+template <class K>
+void AttributeIndex::Sorted<K>::rebuild_cuts() {
+  constexpr size_t kBuckets = 64;
+  const size_t target = std::max<size_t>(64, main.size() / kBuckets);
+  cuts.clear();
+  below.clear();
+  size_t max_slot = 0;
+  for (const auto& p : main) max_slot = std::max<size_t>(max_slot, p.second);
+  std::vector<uint64_t> cur((max_slot + 64) / 64, 0);
+  size_t bucket = 0;
+  for (size_t i = 0; i < main.size();) {
+    size_t j = i;  // the run of equal values main[i..j)
+    while (j < main.size() && !(main[i].first < main[j].first)) ++j;
+    // A cut before this run when the bucket is full, or when the run alone would overfill one.
+    if (bucket > 0 && (bucket >= target || j - i >= target)) {
+      cuts.push_back(main[i].first);
+      below.push_back(cur);
+      bucket = 0;
+    }
+    for (size_t r = i; r < j; ++r) cur[main[r].second >> 6] |= uint64_t{1} << (main[r].second & 63);
+    bucket += j - i;
+    i = j;
+  }
+}
+
+template <class K>
+void AttributeIndex::Sorted<K>::set_range(K lo, K hi, std::vector<uint64_t>* bits) const {
+  if (hi < lo) return;
+  std::vector<uint32_t> edge;
+  const size_t j1 = static_cast<size_t>(std::lower_bound(cuts.begin(), cuts.end(), lo) - cuts.begin());
+  const size_t j2 = static_cast<size_t>(std::upper_bound(cuts.begin(), cuts.end(), hi) - cuts.begin());
+  if (j2 >= j1 + 2) {  // cuts[j1] <= v < cuts[j2 - 1]: whole buckets, word-wise
+    const auto& a = below[j1];
+    const auto& b = below[j2 - 1];
+    for (size_t w = 0; w < bits->size(); ++w) {
+      const uint64_t bw = w < b.size() ? b[w] : 0, aw = w < a.size() ? a[w] : 0;
+      (*bits)[w] |= bw & ~aw;
+    }
+    // The partial buckets: [lo, cuts[j1]) and [cuts[j2 - 1], hi].
+    for (const auto* run : {&main, &tail}) {
+      auto a0 = std::lower_bound(run->begin(), run->end(), lo, [](const auto& p, K v) { return p.first < v; });
+      auto a1 = std::lower_bound(a0, run->end(), cuts[j1], [](const auto& p, K v) { return p.first < v; });
+      for (; a0 != a1; ++a0) edge.push_back(a0->second);
+      auto b0 = std::lower_bound(run->begin(), run->end(), cuts[j2 - 1], [](const auto& p, K v) { return p.first < v; });
+      auto b1 = std::upper_bound(b0, run->end(), hi, [](K v, const auto& p) { return v < p.first; });
+      for (; b0 != b1; ++b0) edge.push_back(b0->second);
+    }
+  } else {
+    collect(lo, hi, &edge);
+  }
+  for (uint32_t x : edge) (*bits)[x >> 6] |= uint64_t{1} << (x & 63);
 }
 
 template <class K>
@@ -380,15 +438,28 @@ class AttributeIndex::Executor {
       case FilterOp::FloatRange: {
         const Field& fd = ix_.fields_[n.field];
         Set s;
+        const size_t m = estimate(n);
+        // Listing a range yields slots in value order; past a few hundred, setting them in a bitset
+        // (whole buckets word-wise) and reading it back in slot order beats sorting them.
+        if (m > 256) {
+          s = dense({});
+          if (n.op == FilterOp::IntRange)
+            fd.int_sorted.set_range(n.ilo, n.ihi, &s.bits);
+          else
+            fd.float_sorted.set_range(n.flo, n.fhi, &s.bits);
+          if (m <= small_) {
+            s.slots = slots_of_set(std::move(s));
+            s.dense = false;
+            s.bits = {};
+          }
+          return s;
+        }
         if (n.op == FilterOp::IntRange)
           fd.int_sorted.collect(n.ilo, n.ihi, &s.slots);
         else
           fd.float_sorted.collect(n.flo, n.fhi, &s.slots);
-        if (s.slots.size() <= small_) {
-          std::sort(s.slots.begin(), s.slots.end());
-          return s;
-        }
-        return dense_of(std::move(s));
+        std::sort(s.slots.begin(), s.slots.end());
+        return s;
       }
       case FilterOp::Ids: {
         Set s;
@@ -435,13 +506,26 @@ class AttributeIndex::Executor {
       }
       case FilterOp::Keyword: {
         std::vector<char> hit(rows->size(), 0);
+        if (n.nargs > 1 && n.nargs * rows->size() > words_) {  // many values, many rows: one bitset, then bit tests
+          const Set s = dense_of(materialise(n));
+          for (size_t r = 0; r < rows->size(); ++r) hit[r] = test_bit(s.bits, (*rows)[r]);
+          keep_flagged(rows, hit);
+          return;
+        }
         for (size_t i = 0; i < n.nargs; ++i) {
           const Posting* p = posting(n, i);
           if (!p) continue;
           if (p->dense) {
             for (size_t r = 0; r < rows->size(); ++r) hit[r] |= test_bit(p->bits, (*rows)[r]);
-          } else {
-            auto it = p->slots.begin();  // rows ascend: each search starts where the last ended
+          } else if (p->slots.size() <= 16 * rows->size()) {  // a merge walk: rows + posting steps
+            auto it = p->slots.begin();
+            for (size_t r = 0; r < rows->size(); ++r) {
+              while (it != p->slots.end() && *it < (*rows)[r]) ++it;
+              if (it == p->slots.end()) break;
+              if (*it == (*rows)[r]) hit[r] = 1;
+            }
+          } else {  // a long posting: binary searches, each starting where the last ended
+            auto it = p->slots.begin();
             for (size_t r = 0; r < rows->size() && it != p->slots.end(); ++r) {
               it = std::lower_bound(it, p->slots.end(), (*rows)[r]);
               if (it != p->slots.end() && *it == (*rows)[r]) hit[r] = 1;

@@ -10,7 +10,9 @@
 //   the result is the plain bitset the search takes.
 // - int/bool and float fields: the value per slot (for testing candidate rows) and the column sorted
 //   by (value, slot) in two runs, a large main run and a small tail that absorbs adds and is merged
-//   into the main run when it exceeds ~8 sqrt(main) entries, so a range is four binary searches.
+//   into the main run when it exceeds ~8 sqrt(main) entries, so listing a range is four binary
+//   searches; plus range-encoded bitmaps ("value < cut" per bucket boundary, ~64 of them) so that a
+//   broad range is two bitsets combined word-wise and two partial buckets, not a bit per row.
 //
 // A filter arrives as a compact prefix program (FilterOp below; the Python layer validates the
 // expression and encodes it) and is executed in one call: in a conjunction the most selective
@@ -86,9 +88,17 @@ class AttributeIndex {
   template <class K>
   struct Sorted {  // (value, slot) pairs in a main run and a tail run, each ascending
     std::vector<std::pair<K, uint32_t>> main, tail;
+    // Range-encoded bitmaps: below[j] = slots whose value is < cuts[j]. The cuts split the main
+    // run into ~64 buckets (a value too frequent for one bucket gets its own), so a broad range is
+    // below[j2] AND NOT below[j1] plus two partial buckets listed from the runs.
+    std::vector<K> cuts;
+    std::vector<std::vector<uint64_t>> below;
     void insert(std::vector<std::pair<K, uint32_t>> fresh);
+    void rebuild_cuts();
     size_t count(K lo, K hi) const;
     void collect(K lo, K hi, std::vector<uint32_t>* out) const;  // unsorted slots
+    // Sets the bits of the slots holding a value in [lo, hi] in `bits` (words cover every slot).
+    void set_range(K lo, K hi, std::vector<uint64_t>* bits) const;
   };
   struct Field {
     AttributeKind kind = AttributeKind::Keyword;
