@@ -361,8 +361,23 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
       if (qlut) fastscan_quantize(lut, m, ip, qlut);
     };
 
-    if (plan == FilterPlan::Direct) {
-      // Each allowed row's code by float tables (also at nbits = 4: the plain codes are kept), per
+    if (plan == FilterPlan::Direct && cfg_.store_vectors) {
+      // The stored vectors of the allowed rows, scored with the whole query: exact.
+      PreparedQueries whole(cfg_.metric, qb, nc, qdim, qdim);
+      std::vector<const float*> rows(direct.size());
+      std::vector<idx_t> rids(direct.size());
+      for (size_t j = 0; j < direct.size(); ++j) {
+        const List& l = lists_[direct[j].list];
+        rows[j] = l.vectors.data() + direct[j].offset * cfg_.dim;
+        rids[j] = l.ids[direct[j].offset];
+      }
+      std::vector<size_t> which(nc);
+      std::iota(which.begin(), which.end(), size_t{0});
+      ScanScratch scratch;
+      scan_rows(cfg_.metric, whole, which.data(), nc, rows.data(), rids.data(), rows.size(), false, heaps, scratch);
+      for (size_t i = 0; i < nc; ++i) mflops[b + i] = static_cast<double>(rows.size()) * qdim * 1e-6;
+    } else if (plan == FilterPlan::Direct) {
+      // No vectors kept: each allowed row's code by float tables (also at nbits = 4: the plain codes are kept), per
       // list the same centroid term or residual table as a probe of that list would use.
       std::vector<float> lut(lut_size), shifted(d);
       const size_t dcp = std::min(dc, d);
