@@ -45,7 +45,8 @@ def random_condition(rng, ids):
         return {"key": "level", "match": {"value": int(rng.integers(0, 3))}}
     if kind == 5:  # bounds on the 0.1 grid the prices sit on: strict and inclusive edges both matter
         a, b = sorted(rng.integers(0, 1000, 2) / 10)
-        return {"key": "price", "range": {str(rng.choice(["gt", "gte"])): float(a), str(rng.choice(["lt", "lte"])): float(b)}}
+        return {"key": "price", "range": {str(rng.choice(["gt", "gte"])): float(a),
+                                          str(rng.choice(["lt", "lte"])): float(b)}}
     if kind == 6:
         return {"key": "stock", "match": {"value": bool(rng.random() < 0.5)}}
     return {"has_id": [int(i) for i in rng.choice(ids, int(rng.integers(1, 40)))]} if len(ids) else {}

@@ -82,3 +82,30 @@ def test_upsert_and_remove_keep_filters_and_attributes(name):
     res = index.search(x[[4, 6]], K, filter={"key": "g", "range": {"lt": 0}}, **knobs)
     assert sorted(res.ids[:, :2].ravel().tolist()) == [4, 4, 6, 6] and (res.ids[:, 2:] == -1).all()
     assert len(index) == N - len(gone)
+
+
+@pytest.mark.parametrize("name", ["flat", "ivf", "opq8-ip", "graph-l2"])
+def test_a_list_of_filters_applies_one_per_query(name):
+    rng = np.random.default_rng(np.random.SeedSequence().entropy % 2**32)
+    if name in ("flat", "ivf"):
+        x = clustered(rng, 3000, D, centers=50)
+        index = adanns.FlatIndex(D, "l2") if name == "flat" else adanns.IVFIndex(D, 16, "l2", seed=1)
+        if name == "ivf":
+            index.train(x)
+        index.add(x, attributes={"g": rng.integers(0, 100, 3000)})
+        knobs = {"nprobe": 4} if name == "ivf" else {}
+    else:
+        index, x, knobs = build(name, rng)
+        knobs = dict(knobs)
+    q = x[rng.choice(len(x), 9, replace=False)] + 0.01
+    pool = [{"key": "g", "range": {"lt": 5}}, None, {"key": "g", "range": {"gte": 50}}, {"has_id": [1, 2, 3]}]
+    filters = [pool[int(i)] for i in rng.integers(0, len(pool), len(q))]
+    res = index.search(q, K, filter=filters, **knobs)
+    for i, f in enumerate(filters):
+        one = index.search(q[i:i + 1], K, filter=f, **knobs)
+        np.testing.assert_array_equal(res.ids[i], one.ids[0])
+        np.testing.assert_allclose(res.scores[i], one.scores[0], rtol=1e-5)
+    with pytest.raises(ValueError, match="one per query"):
+        index.search(q, K, filter=filters[:-1], **knobs)
+    with pytest.raises(ValueError, match=r"filter\[0\] must be an object"):
+        index.search(q[:1], K, filter=["g < 5"], **knobs)

@@ -141,6 +141,28 @@ class VectorIndex(Tunable):
             self.remove(present)
         self.add(x, ids, attributes=attributes, **add_kwargs)
 
+    def _search_per_query_filters(self, q, k, filters: list, knobs: dict):
+        """``search`` with a list of filters, one per query (None: no filter): the queries that share an
+        expression run as one batch, so a batch with a few distinct filters costs a few calls."""
+        from .result import SearchResult
+
+        q = v.as_vectors(q, "queries", max_dim=self.dim)
+        if len(filters) != q.shape[0]:
+            raise ValueError(f"a list of filters needs one per query: {len(filters)} filters for {q.shape[0]} queries")
+        groups: dict = {}
+        for i, f in enumerate(filters):
+            if f is not None and not isinstance(f, dict):
+                raise ValueError(f"filter[{i}] must be an object (or None), got {type(f).__name__}")
+            groups.setdefault(repr(f), []).append(i)
+        parts = [(rows, self.search(q[rows], k, filter=filters[rows[0]], **knobs)) for rows in groups.values()]
+        first = parts[0][1]
+        scores = np.empty((q.shape[0],) + first.scores.shape[1:], first.scores.dtype)
+        ids = np.empty((q.shape[0],) + first.ids.shape[1:], first.ids.dtype)
+        mflops = np.empty(q.shape[0], first.mflops.dtype)
+        for rows, res in parts:
+            scores[rows], ids[rows], mflops[rows] = res.scores, res.ids, res.mflops
+        return SearchResult(scores, ids, mflops)
+
     def _allowed(self, filter):
         """What the core's search takes for a filter: the allowed ids, or their packed bitset."""
         return None if filter is None else compile_filter(filter, self._store(), packed_ok=True)

@@ -103,6 +103,10 @@ class GraphIndex(VectorIndex):
         ``filter``: only rows matching the expression (filters.py); the walk passes through the other nodes
         but keeps none, so it goes on until its beam holds ``ef`` matching nodes; a filter matching under 2%
         of the rows is answered exactly by scoring its rows (README "Filtered search")."""
+        if isinstance(filter, list):  # one per query
+            return self._search_per_query_filters(q, k, filter, dict(
+                ef=ef, rerank_dim=rerank_dim, rerank_k=rerank_k, threads=threads, funnel=funnel,
+                target_recall=target_recall, budget_mflops=budget_mflops))
         if target_recall is not None or budget_mflops is not None:
             return self._search_tuned(q, k, threads, target_recall, budget_mflops,
                                       dict(ef=ef, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel), filter)

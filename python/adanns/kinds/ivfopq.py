@@ -48,11 +48,17 @@ class IVFOPQIndex(PQIndexBase):
                rerank_k: int | None = None, funnel=None, threads: int | None = None,
                target_recall: float | None = None, budget_mflops: float | None = None,
                filter: dict | None = None) -> SearchResult:
-        """``nprobe`` defaults to 1. ``filter``: only rows matching the expression (filters.py). ``target_recall`` / ``budget_mflops`` pick ``nprobe``, ``rerank_dim``
-        and ``rerank_k`` from the frontier saved by ``tune`` (and may not be combined with them)."""
+        """``nprobe`` defaults to 1. ``target_recall`` / ``budget_mflops`` pick ``nprobe``, ``rerank_dim``
+        and ``rerank_k`` from the frontier saved by ``tune`` (and may not be combined with them).
+        ``filter``: only rows matching the expression (filters.py), or a list of them, one per query."""
+        if isinstance(filter, list):  # one per query
+            return self._search_per_query_filters(q, k, filter, dict(
+                nprobe=nprobe, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel, threads=threads,
+                target_recall=target_recall, budget_mflops=budget_mflops))
         if target_recall is not None or budget_mflops is not None:
             return self._search_tuned(q, k, threads, target_recall, budget_mflops,
-                                      dict(nprobe=nprobe, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel), filter)
+                                      dict(nprobe=nprobe, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel),
+                                      filter)
         nprobe = 1 if nprobe is None else v.positive_int(nprobe, "nprobe")
         return self._search(q, k, nprobe, rerank_dim, rerank_k, funnel, threads, filter)
 
