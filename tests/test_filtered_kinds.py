@@ -1,4 +1,4 @@
-"""Filtered search on the code and graph kinds (IVFOPQ, OPQ, GraphIndex), against brute force over the
+"""Filtered search on the code and graph kinds (IVFOPQ, OPQ, BinarizedIndex, GraphIndex), against brute force over the
 matching rows: only matching ids, k of them whenever k rows match, exact when the direct plan applies
 to stored vectors, recall bounds otherwise; a filter matching every row changes nothing."""
 
@@ -18,6 +18,7 @@ KINDS = {
     "ivfopq8-l2-codes-only": (lambda: adanns.IVFOPQIndex(D, 32, m=8, metric="l2", store_vectors=False, seed=1),
                               {"nprobe": 8}),
     "opq8-ip": (lambda: adanns.OPQIndex(D, m=8, metric="ip", seed=1), {"rerank_k": 50}),
+    "binarized": (lambda: adanns.BinarizedIndex(D, seed=1), {"rerank_k": 50}),
     "graph-l2": (lambda: adanns.GraphIndex(D, M=16, ef_construction=100, metric="l2", seed=1), {"ef": 64}),
     "graph-sq8-cosine": (lambda: adanns.GraphIndex(D, M=16, ef_construction=100, metric="cosine", seed=1,
                                                    storage="sq8"), {"ef": 64}),
@@ -69,7 +70,7 @@ def test_filtered_results_against_brute_force_over_matching_rows(name):
     np.testing.assert_array_equal(index.search(q, K, filter={}, **knobs).ids, unfiltered)
 
 
-@pytest.mark.parametrize("name", ["ivfopq8-l2", "graph-l2"])
+@pytest.mark.parametrize("name", ["ivfopq8-l2", "graph-l2", "binarized"])
 def test_upsert_and_remove_keep_filters_and_attributes(name):
     rng = np.random.default_rng(np.random.SeedSequence().entropy % 2**32)
     index, x, knobs = build(name, rng)
@@ -84,7 +85,7 @@ def test_upsert_and_remove_keep_filters_and_attributes(name):
     assert len(index) == N - len(gone)
 
 
-@pytest.mark.parametrize("name", ["flat", "ivf", "opq8-ip", "graph-l2"])
+@pytest.mark.parametrize("name", ["flat", "ivf", "opq8-ip", "graph-l2", "binarized"])
 def test_a_list_of_filters_applies_one_per_query(name):
     rng = np.random.default_rng(np.random.SeedSequence().entropy % 2**32)
     if name in ("flat", "ivf"):
@@ -109,3 +110,22 @@ def test_a_list_of_filters_applies_one_per_query(name):
         index.search(q, K, filter=filters[:-1], **knobs)
     with pytest.raises(ValueError, match=r"filter\[0\] must be an object"):
         index.search(q[:1], K, filter=["g < 5"], **knobs)
+
+
+@pytest.mark.parametrize("name", ["binarized", "ivfopq8-l2", "graph-l2"])
+def test_attributes_survive_save_and_load(name, tmp_path):
+    rng = np.random.default_rng(np.random.SeedSequence().entropy % 2**32)
+    index, x, knobs = build(name, rng)
+    index.remove([0, 5])
+    path = tmp_path / "index.adn"
+    index.save(path)
+    loaded = adanns.load(path)
+    assert type(loaded) is type(index)
+    assert loaded.attribute_types() == index.attribute_types()
+    assert loaded.attributes([1, 7]) == index.attributes([1, 7])
+    expr = {"must": [{"key": "g", "range": {"lt": 20000}}], "must_not": [{"key": "even", "match": {"value": True}}]}
+    np.testing.assert_array_equal(loaded.compile_filter(expr), index.compile_filter(expr))
+    np.testing.assert_array_equal(loaded.search(x[:5], K, filter=expr, **knobs).ids,
+                                  index.search(x[:5], K, filter=expr, **knobs).ids)
+    loaded.save(tmp_path / "again.adn")  # the attributes were not left in the in-memory metadata
+    assert adanns.load(tmp_path / "again.adn").attributes([9]) == index.attributes([9])
