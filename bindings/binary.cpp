@@ -149,8 +149,11 @@ void bind_binary(py::module_& m) {
                               py::array_t<int64_t>(r.ids.size(), r.ids.data()),
                               py::array_t<double>(r.cost.size(), r.cost.data()), r.used_hash);
       })
+      .def("next_id", &BinaryIndex::next_id)
       .def("search_rerank", [](const BinaryIndex& f, const CodeArray& q, const FloatArray& qv, size_t k,
-                               size_t shortlist, size_t search_bits, size_t rerank_dim, int threads) {
+                               size_t shortlist, size_t search_bits, size_t rerank_dim, int threads,
+                               const py::object& filter, double brute_force_below) {
+        adanns_bind::FilterArg arg(filter, brute_force_below);
         Codes c = codes_of(q, "queries");
         ADANNS_CHECK(qv.ndim() == 2 && static_cast<size_t>(qv.shape(0)) == c.rows,
                      "query vectors must be 2-D with one row per query code");
@@ -164,10 +167,19 @@ void bind_binary(py::module_& m) {
         const float* qp = qv.data();
         {
           py::gil_scoped_release release;
-          f.search_rerank(c.data, c.rows, c.bytes, qp, qdim, k, shortlist, search_bits, rerank_dim, threads, s, i, o);
+          if (arg.given) {
+            AllowedIds set = arg.make();
+            f.search_rerank(c.data, c.rows, c.bytes, qp, qdim, k, shortlist, search_bits, rerank_dim, threads, s, i,
+                            o, &set, brute_force_below);
+          } else {
+            f.search_rerank(c.data, c.rows, c.bytes, qp, qdim, k, shortlist, search_bits, rerank_dim, threads, s, i,
+                            o);
+          }
         }
         return py::make_tuple(scores, ids, cost);
-      })
+      }, py::arg("q"), py::arg("qv"), py::arg("k"), py::arg("shortlist"), py::arg("search_bits"),
+         py::arg("rerank_dim"), py::arg("threads"), py::arg("filter") = py::none(),
+         py::arg("brute_force_below") = kDefaultBruteForceBelow)
       .def("build_hash", [](BinaryIndex& f, size_t substrings) {
         py::gil_scoped_release release;
         f.build_hash(substrings);

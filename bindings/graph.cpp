@@ -47,12 +47,15 @@ void bind_graph(py::module_& m) {
         std::vector<idx_t> v = f.neighbours(id);
         return py::array_t<int64_t>(v.size(), v.data());
       })
+      .def("next_id", &GraphIndex::next_id)
       .def("search", [](const GraphIndex& f, const FloatArray& q, size_t k, size_t ef, size_t rerank_dim,
-                        size_t rerank_k, int threads, const Funnel& funnel) {
+                        size_t rerank_k, int threads, const Funnel& funnel, const py::object& filter,
+                        double brute_force_below) {
         SearchParams p = make_params(k, 1, 1, rerank_dim, rerank_k, threads, funnel);
         p.ef = ef;
-        return run_search(f, q, p);
-      })
+        return run_filtered_search(f, q, p, filter, brute_force_below);
+      }, py::arg("q"), py::arg("k"), py::arg("ef"), py::arg("rerank_dim"), py::arg("rerank_k"), py::arg("threads"),
+         py::arg("funnel"), py::arg("filter") = py::none(), py::arg("brute_force_below") = kDefaultBruteForceBelow)
       .def("search_exact", [](const GraphIndex& f, const FloatArray& q, size_t k, int threads) {
         return search_arrays(q, k, [&](const Matrix& a, float* s, int64_t* i, double* fl) {
           f.search_exact(a.data, a.rows, a.cols, k, threads, s, i, fl);

@@ -72,30 +72,42 @@ py::tuple run_search(const Index& index, const FloatArray& q, const SearchParams
   });
 }
 
-// run_search with an optional filter: None, or the allowed ids (ascending, unique int64), checked
-// and turned into the search's AllowedIds with the GIL released.
+// A search's filter argument, read with the GIL held: None, a packed uint8 bitset over ids, or the
+// allowed ids (ascending, unique int64). make() builds the AllowedIds (checked; call it without the GIL).
+struct __attribute__((visibility("hidden"))) FilterArg {  // hidden, as the pybind11 types it holds
+  bool given = false, packed = false;
+  py::array_t<uint8_t, py::array::c_style | py::array::forcecast> bits;
+  IdArray allowed;
+
+  FilterArg(const py::object& filter, double brute_force_below) {
+    ADANNS_CHECK(brute_force_below >= 0 && brute_force_below <= 1, "brute_force_below must be in [0, 1], got ",
+                 brute_force_below);
+    if (filter.is_none()) return;
+    given = true;
+    packed = py::isinstance<py::array>(filter) && filter.cast<py::array>().dtype().is(py::dtype::of<uint8_t>());
+    if (packed) {
+      bits = filter.cast<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>();
+      if (bits.ndim() != 1) raise("filter bitset must be 1-D, got ", bits.ndim(), "-D");
+    } else {
+      allowed = filter.cast<IdArray>();
+      if (allowed.ndim() != 1) raise("filter ids must be 1-D, got ", allowed.ndim(), "-D");
+    }
+  }
+  AllowedIds make() const {
+    return packed ? AllowedIds(bits.data(), static_cast<size_t>(bits.shape(0)))
+                  : AllowedIds(allowed.data(), static_cast<size_t>(allowed.shape(0)));
+  }
+};
+
+// run_search with an optional filter (FilterArg), turned into the search's AllowedIds with the GIL
+// released.
 template <class Index>
 py::tuple run_filtered_search(const Index& index, const FloatArray& q, SearchParams p, const py::object& filter,
                               double brute_force_below) {
-  if (filter.is_none()) return run_search(index, q, p);
-  // uint8: a packed bitset over ids (AllowedIds); anything else: the allowed ids.
-  const bool packed = py::isinstance<py::array>(filter) && filter.cast<py::array>().dtype().is(py::dtype::of<uint8_t>());
-  py::array_t<uint8_t, py::array::c_style | py::array::forcecast> bits;
-  IdArray allowed;
-  if (packed) {
-    bits = filter.cast<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>();
-    if (bits.ndim() != 1) raise("filter bitset must be 1-D, got ", bits.ndim(), "-D");
-  } else {
-    allowed = filter.cast<IdArray>();
-    if (allowed.ndim() != 1) raise("filter ids must be 1-D, got ", allowed.ndim(), "-D");
-  }
-  ADANNS_CHECK(brute_force_below >= 0 && brute_force_below <= 1, "brute_force_below must be in [0, 1], got ",
-               brute_force_below);
-  const int64_t* a = packed ? nullptr : allowed.data();
-  const uint8_t* b = packed ? bits.data() : nullptr;
-  const size_t na = static_cast<size_t>(packed ? bits.shape(0) : allowed.shape(0));
+  FilterArg arg(filter, brute_force_below);
+  if (!arg.given) return run_search(index, q, p);
   return search_arrays(q, p.k, [&](const Matrix& m, float* s, int64_t* i, double* f) {
-    AllowedIds set = packed ? AllowedIds(b, na) : AllowedIds(a, na);
+    AllowedIds set = arg.make();
     p.filter = &set;
     p.brute_force_below = brute_force_below;
     index.search(m.data, m.rows, m.cols, p, s, i, f);

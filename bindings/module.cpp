@@ -26,6 +26,7 @@ using namespace adanns_bind;
 
 void bind_pq(py::module_& m);
 void bind_graph(py::module_& m);  // bindings/graph.cpp
+void bind_attributes(py::module_& m);  // bindings/attributes.cpp
 
 // bindings/binary.cpp
 void bind_binary(py::module_& m);
@@ -247,6 +248,7 @@ PYBIND11_MODULE(_core, m) {
   bind_binary(m);
   bind_pq(m);
   bind_graph(m);
+  bind_attributes(m);
 
   m.def("load", [](const std::string& path, bool mmap, bool verify) -> py::object {
     IndexFile file;

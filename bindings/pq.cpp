@@ -234,8 +234,13 @@ void bind_pq(py::module_& m) {
         std::copy(codes.begin(), codes.end(), out.mutable_data());
         return out;
       })
+      .def("next_id", &PQIndex::next_id)
       .def("search", [](const PQIndex& f, const FloatArray& q, size_t k, size_t nprobe, size_t rerank_dim,
-                        size_t rerank_k, int threads, const Funnel& funnel) {
-        return run_search(f, q, make_params(k, nprobe, 1, rerank_dim, rerank_k, threads, funnel));
-      });
+                        size_t rerank_k, int threads, const Funnel& funnel, const py::object& filter,
+                        double brute_force_below) {
+        return run_filtered_search(f, q, make_params(k, nprobe, 1, rerank_dim, rerank_k, threads, funnel), filter,
+                                   brute_force_below);
+      }, py::arg("q"), py::arg("k"), py::arg("nprobe"), py::arg("rerank_dim"), py::arg("rerank_k"),
+         py::arg("threads"), py::arg("funnel"), py::arg("filter") = py::none(),
+         py::arg("brute_force_below") = kDefaultBruteForceBelow);
 }

@@ -96,7 +96,8 @@ std::vector<uint64_t> BinaryIndex::pad_queries(const uint8_t* q, size_t nq, size
   return out;
 }
 
-void BinaryIndex::scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, std::vector<HammingTopK>& heaps) const {
+void BinaryIndex::scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, std::vector<HammingTopK>& heaps,
+                            const AllowedIds* filter) const {
   const size_t n = row_ids_.size(), nw = words_for_bits(search_bits), bsz = block_rows(words_);
   const std::vector<uint64_t> mask = search_bits < nbits_ ? prefix_mask(search_bits) : std::vector<uint64_t>();
   const uint64_t* mp = mask.empty() ? nullptr : mask.data();
@@ -119,6 +120,7 @@ void BinaryIndex::scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, s
         size_t m = select_le(d.data(), nb, h.threshold(), sel.data());
         for (size_t s = 0; s < m; ++s) {
           size_t r = r0 + sel[s];
+          if (filter && !filter->allows(row_ids_[r])) continue;
           h.push(d[sel[s]], row_ids_[r], dim_ ? vectors_.data() + r * dim_ : nullptr);
         }
       }
@@ -252,7 +254,7 @@ RangeResult BinaryIndex::range_search(const uint8_t* q, size_t nq, size_t qbytes
 
 void BinaryIndex::search_rerank(const uint8_t* q, size_t nq, size_t qbytes, const float* qv, size_t qdim, size_t k,
                                 size_t shortlist, size_t search_bits, size_t rerank_dim, int threads, float* scores,
-                                idx_t* out_ids, double* cost) const {
+                                idx_t* out_ids, double* cost, AllowedIds* filter, double brute_force_below) const {
   ADANNS_CHECK(dim_ > 0, "this index stores no float vectors: build it with vectors to re-rank");
   ADANNS_CHECK(k >= 1, "k must be >= 1, got ", k);
   ADANNS_CHECK(shortlist >= k, "shortlist (", shortlist, ") must be >= k (", k, ")");
@@ -260,16 +262,25 @@ void BinaryIndex::search_rerank(const uint8_t* q, size_t nq, size_t qbytes, cons
                std::min(dim_, qdim), ", got ", rerank_dim);
   check_query(qbytes, search_bits);
   std::shared_lock<std::shared_mutex> lock(mu_);
-  const double scan = static_cast<double>(row_ids_.size()) * words_for_bits(search_bits);
+  const FilterPlan plan = plan_filter(filter, row_ids_.size(), shortlist, brute_force_below);
+  std::vector<HammingTopK::Entry> direct;  // the direct plan: every allowed row is a candidate
+  if (plan == FilterPlan::Direct)
+    for (size_t j = 0; j < filter->count(); ++j)
+      if (ids_.contains(filter->ids()[j])) {
+        const size_t r = ids_.at(filter->ids()[j]).offset;
+        direct.push_back({0, row_ids_[r], vectors_.data() + r * dim_});
+      }
+  const double scan = plan == FilterPlan::Direct ? 0.0 : static_cast<double>(row_ids_.size()) * words_for_bits(search_bits);
   parallel_for(nq, threads, [&](size_t b, size_t e, int) {
     std::vector<uint64_t> qw = pad_queries(q + b * qbytes, e - b, qbytes);
     std::vector<HammingTopK> heaps(e - b, HammingTopK(shortlist, static_cast<int32_t>(search_bits)));
-    scan_topk(qw.data(), e - b, search_bits, heaps);
+    if (plan != FilterPlan::Direct)
+      scan_topk(qw.data(), e - b, search_bits, heaps, plan == FilterPlan::Scan ? filter : nullptr);
     std::vector<std::pair<float, idx_t>> rr;
     for (size_t i = 0; i < e - b; ++i) {
       rr.clear();
       const float* qi = qv + (b + i) * qdim;
-      std::vector<HammingTopK::Entry> cand = heaps[i].sorted();
+      std::vector<HammingTopK::Entry> cand = plan == FilterPlan::Direct ? direct : heaps[i].sorted();
       // The rows are scattered over the whole vector store: fetch a few rows ahead so their cache
       // misses overlap instead of being paid one row at a time.
       constexpr size_t kAhead = 6;

@@ -243,9 +243,12 @@ std::vector<uint32_t> GraphIndex::prune(uint32_t base, std::vector<Scored>& cand
 }
 
 // Beam search on one level from w.entries: leaves the best `ef` live nodes found in w.top (a max-heap).
-// Tombstones are walked through but never kept. `locks` is set while nodes are being inserted.
+// Tombstones, and nodes a filter does not allow, are walked through but never kept. `locks` is set
+// while nodes are being inserted.
 template <class Scorer>
-void GraphIndex::walk_layer(const Scorer& score, size_t ef, int level, Walk& w, NodeLocks* locks) const {
+void GraphIndex::walk_layer(const Scorer& score, size_t ef, int level, Walk& w, NodeLocks* locks,
+                            const AllowedIds* filter) const {
+  auto keepable = [&](uint32_t u) { return !deleted_[u] && (!filter || filter->allows(rows_.ids()[u])); };
   w.begin(slots());
   w.cand.clear();
   w.top.clear();
@@ -253,7 +256,7 @@ void GraphIndex::walk_layer(const Scorer& score, size_t ef, int level, Walk& w, 
     if (!w.first_visit(e.second)) continue;
     w.cand.push_back(e);
     std::push_heap(w.cand.begin(), w.cand.end(), farther);
-    if (!deleted_[e.second]) {
+    if (keepable(e.second)) {
       w.top.push_back(e);
       std::push_heap(w.top.begin(), w.top.end());
     }
@@ -284,7 +287,7 @@ void GraphIndex::walk_layer(const Scorer& score, size_t ef, int level, Walk& w, 
       if (w.top.size() < ef || d < w.top.front().first) {
         w.cand.push_back({d, u});
         std::push_heap(w.cand.begin(), w.cand.end(), farther);
-        if (!deleted_[u]) {
+        if (keepable(u)) {
           w.top.push_back({d, u});
           std::push_heap(w.top.begin(), w.top.end());
           if (w.top.size() > ef) {
@@ -574,7 +577,7 @@ void GraphIndex::consolidate_locked(int threads) {
   max_level_ = top;
 }
 
-void GraphIndex::scan_exact(const PreparedQueries& pq, std::vector<TopK>& heaps) const {
+void GraphIndex::scan_exact(const PreparedQueries& pq, std::vector<TopK>& heaps, const AllowedIds* filter) const {
   std::vector<size_t> which(pq.nq);
   for (size_t i = 0; i < pq.nq; ++i) which[i] = i;
   ScanScratch scratch;
@@ -587,7 +590,7 @@ void GraphIndex::scan_exact(const PreparedQueries& pq, std::vector<TopK>& heaps)
     size_t e = s;
     while (e < n && !deleted_[e]) ++e;
     Segment seg{rows_.row(s, dim_), rows_.ids() + s, e - s};
-    scan_segment(metric_, pq, which.data(), pq.nq, seg, dim_, false, heaps, scratch);
+    scan_segment(metric_, pq, which.data(), pq.nq, seg, dim_, false, heaps, scratch, filter);
     s = e;
   }
 }
@@ -604,12 +607,34 @@ void GraphIndex::search(const float* q, size_t nq, size_t qdim, const SearchPara
   if (live == 0) raise<StateError>("the graph index is empty: add vectors before searching");
   const size_t keep = p.scan_keep();
   const size_t beam = std::max(p.ef, keep);
+  const FilterPlan plan = plan_filter(p.filter, live, keep, p.brute_force_below);
+  const AllowedIds* filter = plan == FilterPlan::Scan ? p.filter : nullptr;
+  std::vector<const float*> direct_rows;  // the direct plan: the allowed live rows, found by id
+  std::vector<idx_t> direct_ids;
+  if (plan == FilterPlan::Direct) {
+    for (size_t i = 0; i < p.filter->count(); ++i) {
+      const idx_t id = p.filter->ids()[i];
+      if (!ids_.contains(id) || deleted_[ids_.at(id).offset]) continue;
+      direct_rows.push_back(rows_.row(ids_.at(id).offset, dim_));
+      direct_ids.push_back(id);
+    }
+  }
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     const size_t nc = e - b;
-    PreparedQueries pq(metric_, q + b * qdim, nc, qdim, p.search_dim, p.stages);
+    // The direct plan scores with the whole query: exact over the allowed rows.
+    const size_t scan_dim = plan == FilterPlan::Direct ? qdim : p.search_dim;
+    PreparedQueries pq(metric_, q + b * qdim, nc, qdim, scan_dim, p.stages);
     std::vector<TopK> heaps(nc, TopK(keep));
-    if (!walk) {  // a prefix shorter than the graph's: exact scan
-      scan_exact(pq, heaps);
+    if (plan == FilterPlan::Direct) {
+      std::vector<size_t> which(nc);
+      for (size_t i = 0; i < nc; ++i) which[i] = i;
+      ScanScratch scratch;
+      scan_rows(metric_, pq, which.data(), nc, direct_rows.data(), direct_ids.data(), direct_rows.size(), false,
+                heaps, scratch);
+      for (size_t i = 0; i < nc; ++i)
+        mflops[b + i] = static_cast<double>(direct_rows.size()) * qdim * 1e-6;
+    } else if (!walk) {  // a prefix shorter than the graph's: exact scan
+      scan_exact(pq, heaps, filter);
       for (size_t i = 0; i < nc; ++i) mflops[b + i] = static_cast<double>(live) * qdim * 1e-6;
     } else {
       thread_local Walk w;
@@ -627,11 +652,11 @@ void GraphIndex::search(const float* q, size_t nq, size_t qdim, const SearchPara
           }
           const CodeScorer score{*this, w.scaled.data(), static_cast<float>(offset), static_cast<float>(norm)};
           w.entries.assign(1, descend(score, static_cast<uint32_t>(entry_), max_level_, 0, w, nullptr));
-          walk_layer(score, beam, 0, w, nullptr);
+          walk_layer(score, beam, 0, w, nullptr, filter);
         } else {
           const FloatScorer score{*this, qi};
           w.entries.assign(1, descend(score, static_cast<uint32_t>(entry_), max_level_, 0, w, nullptr));
-          walk_layer(score, beam, 0, w, nullptr);
+          walk_layer(score, beam, 0, w, nullptr, filter);
         }
         for (const Scored& s : w.top) heaps[i].push(s.first, rows_.ids()[s.second], rows_.row(s.second, dim_));
         mflops[b + i] = static_cast<double>(w.scored) * graph_dim_ * 1e-6;

@@ -271,6 +271,19 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
   const bool fs = fastscan();
   const size_t block_bytes = fastscan_block_bytes(m);
 
+  // A filter (filter.h): the direct plan scores the codes of the allowed rows, found by id, with no
+  // coarse step; the scan plan skips disallowed rows before they reach a heap and, with IVF, probes
+  // lists past nprobe (nearest first) until scan_keep() allowed rows were scanned.
+  const FilterPlan plan = plan_filter(p.filter, ids_.size(), p.scan_keep(), p.brute_force_below);
+  const AllowedIds* filter = plan == FilterPlan::Scan ? p.filter : nullptr;
+  std::vector<Location> direct;  // the allowed rows held, grouped by list
+  if (plan == FilterPlan::Direct) {
+    for (size_t j = 0; j < p.filter->count(); ++j)
+      if (ids_.contains(p.filter->ids()[j])) direct.push_back(ids_.at(p.filter->ids()[j]));
+    std::sort(direct.begin(), direct.end(),
+              [](const Location& a, const Location& b) { return a.list != b.list ? a.list < b.list : a.offset < b.offset; });
+  }
+
   parallel_for(nq, p.threads, [&](size_t b, size_t e, int) {
     const size_t nc = e - b;
     const float* qb = q + b * qdim;
@@ -289,7 +302,7 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
       const float* vec = cfg_.store_vectors ? l.vectors.data() : nullptr;
       for (size_t r = 0; r < rows; ++r) {
         float dd = ip ? -(offset + vals[r]) : vals[r];
-        if (dd <= heap.worst().dist)
+        if (dd <= heap.worst().dist && (!filter || filter->allows(l.ids[r0 + r])))
           heap.push(dd, l.ids[r0 + r], vec ? vec + (r0 + r) * cfg_.dim : nullptr);
       }
     };
@@ -335,7 +348,7 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
               const size_t r = bi * kFastScanBlock + static_cast<size_t>(__builtin_ctz(mask));
               mask &= mask - 1;
               const float dd = lut.distance(sum_out[a][r], off);
-              if (dd <= heap.worst().dist)
+              if (dd <= heap.worst().dist && (!filter || filter->allows(l.ids[first + r])))
                 heap.push(dd, l.ids[first + r], vec ? vec + (first + r) * cfg_.dim : nullptr);
             }
           }
@@ -348,7 +361,57 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
       if (qlut) fastscan_quantize(lut, m, ip, qlut);
     };
 
-    if (!ivf()) {
+    if (plan == FilterPlan::Direct && cfg_.store_vectors) {
+      // The stored vectors of the allowed rows, scored with the whole query: exact.
+      PreparedQueries whole(cfg_.metric, qb, nc, qdim, qdim);
+      std::vector<const float*> rows(direct.size());
+      std::vector<idx_t> rids(direct.size());
+      for (size_t j = 0; j < direct.size(); ++j) {
+        const List& l = lists_[direct[j].list];
+        rows[j] = l.vectors.data() + direct[j].offset * cfg_.dim;
+        rids[j] = l.ids[direct[j].offset];
+      }
+      std::vector<size_t> which(nc);
+      std::iota(which.begin(), which.end(), size_t{0});
+      ScanScratch scratch;
+      scan_rows(cfg_.metric, whole, which.data(), nc, rows.data(), rids.data(), rows.size(), false, heaps, scratch);
+      for (size_t i = 0; i < nc; ++i) mflops[b + i] = static_cast<double>(rows.size()) * qdim * 1e-6;
+    } else if (plan == FilterPlan::Direct) {
+      // No vectors kept: each allowed row's code by float tables (also at nbits = 4: the plain codes are kept), per
+      // list the same centroid term or residual table as a probe of that list would use.
+      std::vector<float> lut(lut_size), shifted(d);
+      const size_t dcp = std::min(dc, d);
+      for (size_t i = 0; i < nc; ++i) {
+        const float* yi = y.data() + i * d;
+        double flops = base_flops;
+        const bool lut_per_list = ivf() && !ip && cfg_.residual;
+        if (!lut_per_list) {
+          build_lut(yi, lut.data(), nullptr);
+          flops += static_cast<double>(ksub) * d;
+        }
+        for (size_t j = 0; j < direct.size();) {
+          const size_t li = direct[j].list;
+          const List& l = lists_[li];
+          float offset = 0.f;
+          if (ivf() && cfg_.residual && ip) {
+            one_to_many_ip(prep.scan.data() + i * d, centroids_.data() + li * dc, 1, dc, dcp, &offset);
+            flops += static_cast<double>(dcp);
+          } else if (lut_per_list) {
+            const float* rc = rotated_centroids_.data() + li * d;
+            for (size_t t = 0; t < d; ++t) shifted[t] = yi[t] - rc[t];
+            build_lut(shifted.data(), lut.data(), nullptr);
+            flops += static_cast<double>(ksub) * d;
+          }
+          for (; j < direct.size() && direct[j].list == li; ++j) {
+            float dd;
+            adc_scan(lut.data(), ksub, l.codes.data() + direct[j].offset * m, 1, m, &dd);
+            push(i, l, direct[j].offset, 1, &dd, offset);
+            flops += static_cast<double>(m);
+          }
+        }
+        mflops[b + i] = flops * 1e-6;
+      }
+    } else if (!ivf()) {
       // Query groups x code blocks: the group's tables and the block of codes both stay in cache,
       // so the codes are streamed from memory once per group rather than once per query.
       const List& l = lists_[0];
@@ -402,8 +465,14 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
           bits = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
           keys[c] = (uint64_t(bits) << 32) | c;
         }
-        if (nprobe < nlist) std::nth_element(keys.begin(), keys.begin() + (nprobe - 1), keys.end());
-        for (size_t t = 0; t < nprobe; ++t) order[t] = static_cast<uint32_t>(keys[t]);
+        // With a filter every list is ranked: probing may go on past nprobe.
+        const size_t ranked = filter ? nlist : nprobe;
+        if (filter)
+          std::sort(keys.begin(), keys.end());
+        else if (nprobe < nlist)
+          std::nth_element(keys.begin(), keys.begin() + (nprobe - 1), keys.end());
+        for (size_t t = 0; t < ranked; ++t) order[t] = static_cast<uint32_t>(keys[t]);
+        size_t allowed_seen = 0;
         const float* yi = y.data() + i * d;
         double flops = base_flops + static_cast<double>(nlist) * dc;
         const bool lut_per_list = !ip && cfg_.residual;
@@ -416,7 +485,7 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
         constexpr size_t kRecordAhead = 4, kDataAhead = 2;
         for (size_t t = 0; t < std::min(nprobe, kRecordAhead); ++t) __builtin_prefetch(&lists_[order[t]]);
         for (size_t t = 0; t < std::min(nprobe, kDataAhead); ++t) prefetch_list(lists_[order[t]]);
-        for (size_t t = 0; t < nprobe; ++t) {
+        for (size_t t = 0; t < ranked && (t < nprobe || allowed_seen < p.scan_keep()); ++t) {
           const size_t li = order[t];
           const List& l = lists_[li];
           if (t + kRecordAhead < nprobe) {
@@ -427,6 +496,8 @@ void PQIndex::search(const float* q, size_t nq, size_t qdim, const SearchParams&
           if (t + kDataAhead < nprobe) prefetch_list(lists_[order[t + kDataAhead]]);
           const size_t n = l.ids.size();
           if (n == 0) continue;
+          if (filter)
+            for (idx_t id : l.ids) allowed_seen += filter->allows(id);
           float offset = 0.f;
           if (cfg_.residual && ip) {
             // <q, c + r> = <q[:d_c'], c[:d_c']> + <y, code(r)>: the centroid term, once per list; when

@@ -12,6 +12,7 @@
 
 #include "adanns/binary_index.h"
 #include "adanns/adc.h"
+#include "adanns/attribute_index.h"
 #include "adanns/distances.h"
 #include "adanns/fastscan.h"
 #include "adanns/hamming.h"
@@ -781,9 +782,189 @@ static void test_filtered_search_equals_search_of_allowed_rows() {
   EXPECT(threw, "unsorted filter ids accepted");
 }
 
+// The attribute index against a row-by-row evaluation: random rows added in batches of varied size
+// (postings turn into bitsets, tails merge, cuts are rebuilt), some removed, random programs.
+namespace {
+struct Row {
+  idx_t id;
+  bool live;
+  std::vector<int32_t> codes;  // field 0 (keyword)
+  bool has_int;
+  int64_t ival;               // field 1
+  bool has_float;
+  double fval;                // field 2
+};
+struct Cond {
+  FilterOp op;
+  std::vector<int64_t> args;  // Keyword codes / Ids
+  int64_t ilo = 0, ihi = 0;
+  double flo = 0, fhi = 0;
+  std::vector<Cond> kids;
+};
+Cond random_cond(Rng& rng, const std::vector<Row>& rows, int depth) {
+  Cond c;
+  const int pick = static_cast<int>(rng.uniform() * (depth < 3 ? 8 : 5));
+  if (pick == 0) {
+    c.op = FilterOp::Keyword;
+    for (int j = 0, n = 1 + static_cast<int>(rng.uniform() * 3); j < n; ++j)
+      c.args.push_back(static_cast<int64_t>(rng.uniform() * 12));
+  } else if (pick == 1) {
+    c.op = FilterOp::IntRange;
+    c.ilo = static_cast<int64_t>(rng.uniform() * 60) - 5;
+    c.ihi = c.ilo + static_cast<int64_t>(rng.uniform() * 40) - 2;
+  } else if (pick == 2) {
+    c.op = FilterOp::FloatRange;
+    c.flo = rng.uniform() - 0.1;
+    c.fhi = c.flo + rng.uniform() * 0.6;
+  } else if (pick == 3) {
+    c.op = FilterOp::Ids;
+    for (int j = 0, n = static_cast<int>(rng.uniform() * 30); j < n; ++j)
+      c.args.push_back(rows[static_cast<size_t>(rng.uniform() * rows.size())].id + (j % 7 == 0 ? 1000000 : 0));
+  } else if (pick == 4) {
+    c.op = FilterOp::All;
+  } else {
+    c.op = pick == 5 ? FilterOp::And : pick == 6 ? FilterOp::Or : FilterOp::Not;
+    const int n = c.op == FilterOp::Not ? 1 : static_cast<int>(rng.uniform() * 4);
+    for (int j = 0; j < n; ++j) c.kids.push_back(random_cond(rng, rows, depth + 1));
+  }
+  return c;
+}
+void emit(const Cond& c, std::vector<int64_t>* p) {
+  p->push_back(static_cast<int64_t>(c.op));
+  switch (c.op) {
+    case FilterOp::Keyword:
+    case FilterOp::Ids:
+      if (c.op == FilterOp::Keyword) p->push_back(0);
+      p->push_back(static_cast<int64_t>(c.args.size()));
+      p->insert(p->end(), c.args.begin(), c.args.end());
+      break;
+    case FilterOp::IntRange:
+      p->insert(p->end(), {1, c.ilo, c.ihi});
+      break;
+    case FilterOp::FloatRange: {
+      int64_t lo, hi;
+      std::memcpy(&lo, &c.flo, 8);
+      std::memcpy(&hi, &c.fhi, 8);
+      p->insert(p->end(), {2, lo, hi});
+      break;
+    }
+    case FilterOp::And:
+    case FilterOp::Or:
+      p->push_back(static_cast<int64_t>(c.kids.size()));
+      for (const Cond& k : c.kids) emit(k, p);
+      break;
+    case FilterOp::Not:
+      emit(c.kids[0], p);
+      break;
+    case FilterOp::All:
+      break;
+  }
+}
+bool matches(const Cond& c, const Row& r) {
+  switch (c.op) {
+    case FilterOp::All: return true;
+    case FilterOp::Keyword:
+      for (int64_t a : c.args)
+        if (std::find(r.codes.begin(), r.codes.end(), a) != r.codes.end()) return true;
+      return false;
+    case FilterOp::Ids: return std::find(c.args.begin(), c.args.end(), r.id) != c.args.end();
+    case FilterOp::IntRange: return r.has_int && r.ival >= c.ilo && r.ival <= c.ihi;
+    case FilterOp::FloatRange: return r.has_float && r.fval >= c.flo && r.fval <= c.fhi;
+    case FilterOp::And:
+      for (const Cond& k : c.kids)
+        if (!matches(k, r)) return false;
+      return true;
+    case FilterOp::Or:
+      for (const Cond& k : c.kids)
+        if (matches(k, r)) return true;
+      return false;
+    case FilterOp::Not: return !matches(c.kids[0], r);
+  }
+  return false;
+}
+}  // namespace
+
+static void test_attribute_index_equals_row_evaluation() {
+  Rng rng(33);
+  for (bool scattered : {false, true}) {
+    AttributeIndex ix;
+    ix.declare(0, AttributeKind::Keyword);
+    ix.declare(1, AttributeKind::Int);
+    ix.declare(2, AttributeKind::Float);
+    std::vector<Row> rows;
+    for (int batch = 0; batch < 14; ++batch) {
+      const size_t n = batch % 3 == 0 ? 1 : batch % 3 == 1 ? 37 : 1200;
+      std::vector<idx_t> ids;
+      std::vector<int64_t> offsets{0}, ivals;
+      std::vector<int32_t> codes;
+      std::vector<double> fvals;
+      std::vector<uint8_t> ipres, fpres;
+      for (size_t i = 0; i < n; ++i) {
+        Row r;
+        r.id = scattered ? static_cast<idx_t>(rows.size() * 7919 % 100003) : static_cast<idx_t>(rows.size());
+        r.live = true;
+        for (int j = 0, m = static_cast<int>(rng.uniform() * 3); j < m; ++j)  // skewed: low codes common
+          r.codes.push_back(static_cast<int32_t>(rng.uniform() * rng.uniform() * 12));
+        r.has_int = rng.uniform() < 0.9;
+        r.ival = rng.uniform() < 0.5 ? 7 : static_cast<int64_t>(rng.uniform() * 50);  // one heavy value
+        r.has_float = rng.uniform() < 0.9;
+        r.fval = rng.uniform();
+        ids.push_back(r.id);
+        codes.insert(codes.end(), r.codes.begin(), r.codes.end());
+        offsets.push_back(static_cast<int64_t>(codes.size()));
+        ivals.push_back(r.ival);
+        ipres.push_back(r.has_int);
+        fvals.push_back(r.fval);
+        fpres.push_back(r.has_float);
+        rows.push_back(r);
+      }
+      const size_t first = ix.append_rows(ids.data(), n);
+      ix.set_keywords(0, first, n, offsets.data(), codes.data());
+      ix.set_ints(1, first, n, ivals.data(), ipres.data());
+      ix.set_floats(2, first, n, fvals.data(), fpres.data());
+      if (batch % 5 == 4) {  // remove about a third of the rows
+        std::vector<idx_t> gone;
+        for (Row& r : rows)
+          if (r.live && rng.uniform() < 0.33) {
+            r.live = false;
+            gone.push_back(r.id);
+          }
+        EXPECT(ix.remove(gone.data(), gone.size()) == gone.size(), "remove count");
+      }
+      for (int t = 0; t < 25; ++t) {
+        const Cond c = random_cond(rng, rows, 0);
+        std::vector<int64_t> prog;
+        emit(c, &prog);
+        CompiledFilter f = ix.compile(prog.data(), prog.size());
+        std::vector<idx_t> got = f.ids;
+        if (f.is_bitset) {
+          got.clear();
+          for (size_t b = 0; b < f.nbits; ++b)
+            if ((f.bits[b >> 6] >> (b & 63)) & 1) got.push_back(static_cast<idx_t>(b));
+        }
+        std::vector<idx_t> want;
+        for (const Row& r : rows)
+          if (r.live && matches(c, r)) want.push_back(r.id);
+        std::sort(want.begin(), want.end());
+        EXPECT(got == want && f.count == want.size(), "attribute filter: %zu ids, want %zu (batch %d)", got.size(),
+               want.size(), batch);
+      }
+    }
+    std::vector<int64_t> bad = {static_cast<int64_t>(FilterOp::And), 3, 0};
+    bool threw = false;
+    try {
+      ix.compile(bad.data(), bad.size());
+    } catch (const Error&) {
+      threw = true;
+    }
+    EXPECT(threw, "a truncated filter program was accepted");
+  }
+}
+
 int main() {
   test_kernels_match_scalar();
   test_filtered_search_equals_search_of_allowed_rows();
+  test_attribute_index_equals_row_evaluation();
   test_ivf_roundtrip_and_corruption();
   test_hamming_kernels_match_bit_count();
   test_binary_index_hash_and_file();

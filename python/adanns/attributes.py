@@ -5,11 +5,13 @@ field are "missing": no condition on that field matches them). Field types: ``ke
 several strings per row), ``int``, ``float``, ``bool``; inferred from the first values given or
 declared with :meth:`AttributeStore.declare`.
 
-Indexes, rebuilt lazily on the first filter after a write (O(rows)): a keyword field keeps a posting
-list per value (ascending rows); a numeric field keeps its rows sorted by value, so a range is two
-``np.searchsorted`` calls and a slice. Plain numpy arrays rather than a bitmap library: postings and
-sorted columns already give the sparse results directly, and numpy's boolean ops cover the dense
-ones; pyroaring would add a dependency and a conversion to the id list the core takes.
+The indexes filters run on are native (cpp/include/adanns/attribute_index.h) and updated in place
+on every add, remove and upsert: a keyword field keeps a posting per value, as ascending row
+numbers or, for a value held by more than 1/32 of the rows, as a bitset (no larger than the list
+then; roaring's array/bitmap choice per posting, without the dependency or a conversion to the
+bitset the search takes); a numeric field keeps its values sorted (a main run and a small tail
+that absorbs adds), so a range is a few binary searches. The Python side keeps the values per row
+for :meth:`AttributeStore.get` and saving.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+
+from . import _core
 
 TYPES = ("keyword", "int", "float", "bool")
 META_KEY = "attributes"
@@ -73,12 +77,38 @@ def _check_value(field: str, kind: str, value, row: int):
     return value
 
 
+_KIND_CODES = {"keyword": 0, "int": 1, "bool": 1, "float": 2}  # the native AttributeKind (bool as int 0/1)
+_COMPACT_MIN = 1024  # dead rows tolerated before a rebuild is considered
+
+
 class AttributeStore:
+    """The values per row (for :meth:`get` and saving) and the native indexes filters run on
+    (``_core.AttributeIndex``: postings and sorted columns, updated in place on every write).
+
+    Rows live in slots in the order they were added; a removed row leaves a dead slot behind until
+    dead slots outnumber live ones, when both sides are rebuilt from the live rows (amortised O(1)
+    per removal)."""
+
     def __init__(self, ids=()):
         self.types: dict[str, str] = {}
-        self.ids = np.asarray(ids, dtype=np.int64).copy()  # row -> id
-        self.columns: dict[str, list] = {}  # field -> value per row (None: missing)
-        self._index = None  # (row_of_id, postings, sorted columns), built lazily
+        self.columns: dict[str, list] = {}  # field -> value per slot (None: missing; dead slots included)
+        self._codes: dict[str, dict] = {}  # keyword field -> {string: code}
+        self._slot_ids: list = []
+        self._live: list = []  # per slot
+        self._dead = 0
+        self._native = _core.AttributeIndex()
+        self._field_no: dict[str, int] = {}
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids):
+            self._append_slots(ids)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids held, in the order they were added."""
+        return np.asarray([i for i, alive in zip(self._slot_ids, self._live) if alive], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._slot_ids) - self._dead
 
     # ---- schema and writes
     def declare(self, field: str, kind: str) -> None:
@@ -90,7 +120,11 @@ class AttributeStore:
             raise ValueError(f"field {field!r} is already declared as {self.types[field]}, not {kind}")
         if field not in self.types:
             self.types[field] = kind
-            self.columns[field] = [None] * len(self.ids)
+            self.columns[field] = [None] * len(self._slot_ids)
+            self._field_no[field] = len(self._field_no)
+            self._native.declare(self._field_no[field], _KIND_CODES[kind])
+            if kind == "keyword":
+                self._codes[field] = {}
 
     def prepare(self, attributes, n: int) -> tuple[dict, dict]:
         """Checks ``attributes`` for ``n`` new rows without changing anything; returns (new field
@@ -118,78 +152,97 @@ class AttributeStore:
         new_types, values = prepared
         for field, kind in new_types.items():
             self.declare(field, kind)
+        ids = np.asarray(ids, dtype=np.int64)
+        first = self._append_slots(ids)
         for field, column in self.columns.items():
-            column.extend(values.get(field, [None] * len(ids)))
-        self.ids = np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)])
-        self._index = None
+            given = values.get(field)
+            column.extend(given if given is not None else [None] * len(ids))
+            if given is not None:
+                self._index_values(field, first, given)
+
+    def _append_slots(self, ids: np.ndarray) -> int:
+        first = self._native.append_rows(ids)
+        self._slot_ids.extend(ids.tolist())
+        self._live.extend([True] * len(ids))
+        return first
+
+    def _index_values(self, field: str, first: int, values: list) -> None:
+        """Hands the native index one field's values for the rows from slot ``first`` on."""
+        kind, no = self.types[field], self._field_no[field]
+        if kind == "keyword":
+            codes, offsets, lookup = [], [0], self._codes[field]
+            for row in values:
+                if row is not None:
+                    for s in row:
+                        code = lookup.get(s)
+                        if code is None:
+                            code = lookup[s] = len(lookup)
+                        codes.append(code)
+                offsets.append(len(codes))
+            self._native.set_keywords(no, first, np.asarray(offsets, np.int64), np.asarray(codes, np.int32))
+            return
+        present = np.asarray([x is not None for x in values], np.uint8)
+        dense = [0 if x is None else x for x in values]
+        if kind == "float":
+            self._native.set_floats(no, first, np.asarray(dense, np.float64), present)
+        else:
+            self._native.set_ints(no, first, np.asarray(dense, np.int64), present)
 
     def remove(self, ids: np.ndarray) -> None:
-        keep = ~np.isin(self.ids, ids)
-        rows = np.flatnonzero(keep)
-        self.ids = self.ids[keep]
-        for field in self.columns:
-            column = self.columns[field]
-            self.columns[field] = [column[r] for r in rows]
-        self._index = None
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        for s in self._native.slots_of(ids).tolist():
+            if s >= 0 and self._live[s]:
+                self._live[s] = False
+                self._dead += 1
+        self._native.remove(ids)
+        if self._dead > max(_COMPACT_MIN, len(self)):
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Drops the dead slots: a fresh store over the live rows, same fields and order."""
+        keep = [s for s, alive in enumerate(self._live) if alive]
+        fresh = AttributeStore(np.zeros(0, np.int64))
+        for field, kind in self.types.items():
+            fresh.declare(field, kind)
+        fresh.append(np.asarray([self._slot_ids[s] for s in keep], np.int64),
+                     ({}, {f: [c[s] for s in keep] for f, c in self.columns.items()}))
+        self.__dict__.update(fresh.__dict__)
 
     def get(self, ids) -> list[dict]:
         """{field: value} for each id (missing fields left out; keyword: a list). KeyError for an
         id the index does not hold."""
-        rows = self.rows_of(np.asarray(ids, dtype=np.int64).ravel(), strict=True)
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        slots = self._native.slots_of(ids)
+        if len(slots) and slots.min() < 0:
+            raise KeyError(f"id {int(ids[slots < 0][0])} is not in the index")
         out = []
-        for r in rows:
+        for s in slots.tolist():
             row = {}
             for field, column in self.columns.items():
-                value = column[r]
+                value = column[s]
                 if value is not None:
                     row[field] = list(value) if self.types[field] == "keyword" else value
             out.append(row)
         return out
 
-    # ---- lookups for the filter compiler
-    def rows_of(self, ids: np.ndarray, strict: bool = False) -> np.ndarray:
-        """Rows of the given ids (ascending by row when not strict; unknown ids dropped, or KeyError)."""
-        order, sorted_ids = self.index()[0]
-        pos = np.searchsorted(sorted_ids, ids)
-        pos_c = np.minimum(pos, max(len(sorted_ids) - 1, 0))
-        found = (pos < len(sorted_ids)) & (sorted_ids[pos_c] == ids) if len(sorted_ids) else np.zeros(len(ids), bool)
-        if strict:
-            if not found.all():
-                raise KeyError(f"id {int(ids[~found][0])} is not in the index")
-            return order[pos_c]
-        return np.unique(order[pos_c[found]])
+    # ---- what the filter compiler needs (filters.py)
+    def field_number(self, field: str) -> int:
+        return self._field_no[field]
 
-    def index(self):
-        """((rows by id, sorted ids), {field: {value: rows}}, {field: (sorted values, their rows, value per
-        row, present per row)}), rebuilt after a write."""
-        if self._index is None:
-            order = np.argsort(self.ids, kind="stable")
-            postings, sorted_cols = {}, {}
-            for field, column in self.columns.items():
-                if self.types[field] == "keyword":
-                    lists: dict[str, list] = {}
-                    for r, values in enumerate(column):
-                        if values is not None:
-                            for s in set(values):
-                                lists.setdefault(s, []).append(r)
-                    postings[field] = {s: np.asarray(r, dtype=np.int64) for s, r in lists.items()}
-                else:
-                    rows = np.asarray([r for r, x in enumerate(column) if x is not None], dtype=np.int64)
-                    dtype = {"int": np.int64, "float": np.float64, "bool": np.int64}[self.types[field]]
-                    vals = np.asarray([column[r] for r in rows], dtype=dtype)
-                    by_value = np.argsort(vals, kind="stable")
-                    dense = np.zeros(len(column), dtype)  # value per row, for testing candidate rows
-                    dense[rows] = vals
-                    present = np.zeros(len(column), bool)
-                    present[rows] = True
-                    sorted_cols[field] = (vals[by_value], rows[by_value], dense, present)
-            self._index = ((order, self.ids[order]), postings, sorted_cols)
-        return self._index
+    def keyword_code(self, field: str, value: str):
+        """The code of a keyword value, or None when no row ever held it."""
+        return self._codes[field].get(value)
+
+    def run(self, program: np.ndarray, packed_ok: bool) -> np.ndarray:
+        return self._native.compile(program, packed_ok)
 
     # ---- persistence in the index's JSON user metadata
     def as_dict(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "types": dict(self.types), "ids": self.ids.tolist(),
-                "columns": {f: [list(x) if isinstance(x, tuple) else x for x in c] for f, c in self.columns.items()}}
+        live = [s for s, alive in enumerate(self._live) if alive]
+        return {"format": FORMAT, "version": VERSION, "types": dict(self.types),
+                "ids": [self._slot_ids[s] for s in live],
+                "columns": {f: [list(c[s]) if isinstance(c[s], tuple) else c[s] for s in live]
+                            for f, c in self.columns.items()}}
 
     @classmethod
     def from_dict(cls, entry, index_ids: np.ndarray) -> "AttributeStore":
@@ -212,14 +265,16 @@ class AttributeStore:
             raise bad("has non-integer ids") from None
         if ids.ndim != 1 or len(ids) != len(index_ids) or not np.array_equal(np.sort(ids), np.sort(index_ids)):
             raise bad("does not cover exactly the ids the index holds")
-        store = cls(ids)
+        store = cls(np.zeros(0, np.int64))
+        values = {}
         for field, kind in types.items():
             column = columns[field]
             if not isinstance(column, list) or len(column) != len(ids):
                 raise bad(f"column {field!r} does not have a value per row")
             store.declare(field, kind)
             try:
-                store.columns[field] = [_check_value(field, kind, x, i) for i, x in enumerate(column)]
+                values[field] = [_check_value(field, kind, x, i) for i, x in enumerate(column)]
             except (TypeError, ValueError) as e:
                 raise bad(f"column {field!r}: {e}") from None
+        store.append(ids, ({}, values))
         return store

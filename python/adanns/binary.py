@@ -213,10 +213,12 @@ class BinaryIndex:
         return self._impl.hash_substrings()
 
     def search_rerank(self, codes, queries, k: int = 10, shortlist: int = 100, rerank_dim: int | None = None,
-                      search_bits: int | None = None, threads: int | None = None) -> RerankResult:
+                      search_bits: int | None = None, threads: int | None = None, allowed=None) -> RerankResult:
         """Two stages: the ``shortlist`` nearest codes by Hamming distance, re-ranked by the inner
         product of ``queries`` (float, (nq, m) with m <= dim) with the stored vectors on the first
-        ``rerank_dim`` coordinates (default m)."""
+        ``rerank_dim`` coordinates (default m). ``allowed``: only these ids may be returned (ascending
+        int64 ids, or their packed uint8 bitset as a compiled filter gives it); when they are few (2% of
+        the rows, or at most ``shortlist``) they are all re-ranked, exactly, with no code scan."""
         if not self.dim:
             raise RuntimeError("this index keeps no float vectors: build it with vectors= to re-rank")
         q, bits = self._queries(codes, search_bits)
@@ -230,7 +232,7 @@ class BinaryIndex:
         rerank_dim = qv.shape[1] if rerank_dim is None else v.positive_int(rerank_dim, "rerank_dim")
         if rerank_dim > qv.shape[1]:
             raise ValueError(f"rerank_dim must be <= the query length {qv.shape[1]}, got {rerank_dim}")
-        s, i, c = self._impl.search_rerank(q, qv, k, shortlist, bits, rerank_dim, v.threads(threads))
+        s, i, c = self._impl.search_rerank(q, qv, k, shortlist, bits, rerank_dim, v.threads(threads), allowed)
         return RerankResult(s, i, c)
 
     def estimate_cost(self, search_bits: int | None = None, shortlist: int = 0, rerank_dim: int = 0) -> float:

@@ -12,14 +12,16 @@ ids a filtered search may return.
 row without a value for a field matches no condition on that field. :func:`validate` checks an
 expression against the field types (ValueError naming the problem) before anything runs.
 
-Compilation keeps each partial result sparse (ascending rows) while it is small and as a boolean
-mask over the rows otherwise, so a selective filter costs about the size of its postings, not the
-number of rows.
+Compilation: the expression is validated, encoded into a prefix program (opcodes and operands,
+int64) and executed by the native attribute index in one call (attribute_index.h), which keeps each
+partial result as ascending rows while small and as a bitset otherwise.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+import struct
 
 import numpy as np
 
@@ -27,7 +29,6 @@ from .attributes import AttributeStore
 
 _GROUPS = ("must", "should", "must_not")
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
-_SPARSE_FRACTION = 1 / 16  # results above this share of the rows are kept as masks
 
 
 def _is_number(x) -> bool:
@@ -107,202 +108,84 @@ def validate(expr, types: dict, where: str = "filter") -> None:
                          f"got {sorted(ops)}")
 
 
-class _Compiler:
-    """Evaluates an expression smallest-first: in a conjunction the most selective condition is
-    materialised as ascending rows and the others only test those rows (a range compares the rows'
-    values, a keyword looks the rows up in its postings), so a selective filter costs about the size
-    of its smallest condition; broad ones are boolean masks over the rows."""
+# Opcodes of the native filter program (cpp/include/adanns/attribute_index.h, FilterOp).
+_ALL, _AND, _OR, _NOT, _KEYWORD, _INT_RANGE, _FLOAT_RANGE, _IDS = range(8)
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
-    def __init__(self, store: AttributeStore):
-        self.store = store
-        self.n = len(store.ids)
-        self.small = max(1, int(self.n * _SPARSE_FRACTION))
-        (self.order, self.sorted_ids), self.postings, self.columns = store.index()
 
-    # ---- leaves: estimate, materialise (("rows", ascending) or ("mask", bool[n])), test given rows
-    def _lists(self, expr) -> list:
-        values = [expr["match"]["value"]] if "value" in expr["match"] else expr["match"]["any"]
-        field = expr["key"]
-        if self.store.types[field] == "keyword":
-            post = self.postings[field]
-            return [post[v] for v in dict.fromkeys(values) if v in post]
-        vals, rows = self.columns[field][:2]
-        out = []
-        for v in sorted({int(v) for v in values}):  # equal values: ascending rows (stable sort), disjoint
-            lo, hi = np.searchsorted(vals, v, "left"), np.searchsorted(vals, v, "right")
-            if hi > lo:
-                out.append(rows[lo:hi])
-        return out
+def _float_bits(x: float) -> int:
+    return struct.unpack("<q", struct.pack("<d", x))[0]
 
-    def _range(self, expr) -> tuple[int, int]:
-        vals = self.columns[expr["key"]][0]
-        r = expr["range"]
-        lo, hi = 0, len(vals)
-        if "gt" in r:
-            lo = max(lo, int(np.searchsorted(vals, r["gt"], "right")))
-        if "gte" in r:
-            lo = max(lo, int(np.searchsorted(vals, r["gte"], "left")))
-        if "lt" in r:
-            hi = min(hi, int(np.searchsorted(vals, r["lt"], "left")))
-        if "lte" in r:
-            hi = min(hi, int(np.searchsorted(vals, r["lte"], "right")))
-        return lo, max(lo, hi)
 
-    def estimate(self, expr) -> int:
-        if _is_group(expr):
-            musts = [self.estimate(c) for c in expr.get("must", [])]
-            should = sum(self.estimate(c) for c in expr["should"]) if expr.get("should") else self.n
-            return min(musts + [should, self.n])
-        if not expr:
-            return self.n
-        if "has_id" in expr:
-            return len(expr["has_id"])
-        if "match" in expr:
-            return sum(len(p) for p in self._lists(expr))
-        lo, hi = self._range(expr)
-        return hi - lo
-
-    def materialise(self, expr):
-        if _is_group(expr):
-            return self.group(expr)
-        if not expr:
-            return ("mask", np.ones(self.n, bool))
-        if "has_id" in expr:
-            return ("rows", self.store.rows_of(np.asarray(expr["has_id"], dtype=np.int64)))
-        if "match" in expr:
-            lists = self._lists(expr)
-            total = sum(len(p) for p in lists)
-            if total > self.small:
-                mask = np.zeros(self.n, bool)
-                for p in lists:
-                    mask[p] = True
-                return ("mask", mask)
-            if len(lists) <= 1:
-                return ("rows", lists[0] if lists else np.zeros(0, np.int64))
-            return ("rows", np.unique(np.concatenate(lists)))
-        lo, hi = self._range(expr)
-        if hi - lo <= self.small:
-            return ("rows", np.sort(self.columns[expr["key"]][1][lo:hi]))
-        return ("mask", self.range_test(expr, None))
-
-    def range_test(self, expr, rows):
-        """Which of ``rows`` (None: every row) hold a value in the range."""
-        _, _, dense, present = self.columns[expr["key"]]
-        values, ok = (dense, present.copy()) if rows is None else (dense[rows], present[rows])
-        r = expr["range"]
-        if "gt" in r:
-            ok &= values > r["gt"]
-        if "gte" in r:
-            ok &= values >= r["gte"]
-        if "lt" in r:
-            ok &= values < r["lt"]
-        if "lte" in r:
-            ok &= values <= r["lte"]
-        return ok
-
-    def test(self, expr, rows: np.ndarray) -> np.ndarray:
-        """Which of the ascending ``rows`` the expression matches."""
-        if not _is_group(expr) and expr:
-            if "range" in expr:
-                return self.range_test(expr, rows)
-            if "match" in expr:
-                hit = np.zeros(len(rows), bool)
-                for p in self._lists(expr):
-                    pos = np.minimum(np.searchsorted(p, rows), len(p) - 1)
-                    hit |= p[pos] == rows
-                return hit
-        kind, data = self.materialise(expr)
-        if kind == "mask":
-            return data[rows]
-        if len(data) == 0:
-            return np.zeros(len(rows), bool)
-        pos = np.minimum(np.searchsorted(data, rows), len(data) - 1)
-        return data[pos] == rows
-
-    # ---- groups
-    def union(self, parts):
-        if all(p[0] == "rows" for p in parts) and sum(len(p[1]) for p in parts) <= self.small:
-            return ("rows", np.unique(np.concatenate([p[1] for p in parts])))
-        mask = np.zeros(self.n, bool)
-        for kind, data in parts:
-            if kind == "rows":
-                mask[data] = True
-            else:
-                mask |= data
-        return ("mask", mask)
-
-    def group(self, expr):
-        musts = list(expr.get("must", []))
-        if expr.get("should"):
-            musts.append({"should": expr["should"]})  # a nested any-of, one more conjunct
-        nots = expr.get("must_not", [])
-        if len(musts) == 1 and len(musts[0]) == 1 and musts[0].get("should") and not nots:
-            return self.union([self.materialise(c) for c in musts[0]["should"]])
-        if not musts:
-            musts = [{}]
-        estimates = [self.estimate(c) for c in musts]
-        first = int(np.argmin(estimates))
-        if estimates[first] <= self.small:
-            kind, rows = self.materialise(musts[first])
-            if kind == "mask":
-                rows = np.flatnonzero(rows)
-            for i, c in enumerate(musts):
-                if i != first and len(rows):
-                    rows = rows[self.test(c, rows)]
-            for c in nots:
-                if len(rows):
-                    rows = rows[~self.test(c, rows)]
-            return ("rows", rows)
-        mask = np.ones(self.n, bool)
+def _encode(expr, store: AttributeStore, out: list) -> None:
+    """Appends the prefix program of a validated expression to ``out``."""
+    if any(g in expr for g in _GROUPS):
+        musts, should, nots = expr.get("must", ()), expr.get("should"), expr.get("must_not", ())
+        out += (_AND, len(musts) + bool(should) + len(nots))
         for c in musts:
-            kind, data = self.materialise(c)
-            if kind == "mask":
-                mask &= data
-            else:
-                keep = np.zeros(self.n, bool)
-                keep[data] = True
-                mask &= keep
+            _encode(c, store, out)
+        if should:
+            out += (_OR, len(should))
+            for c in should:
+                _encode(c, store, out)
         for c in nots:
-            kind, data = self.materialise(c)
-            if kind == "mask":
-                mask &= ~data
-            else:
-                mask[data] = False
-        return ("mask", mask)
-
-    def ids(self, expr, packed_ok: bool = False) -> np.ndarray:
-        kind, data = self.materialise(expr)
-        if kind == "mask":
-            if packed_ok and _identity(self.store):  # row r holds id r: the mask is the id bitset
-                return np.packbits(data, bitorder="little")
-            data = np.flatnonzero(data)  # far cheaper than boolean indexing of a dense mask
-        ids = self.store.ids[data]  # in row order
-        return ids if _ascending(self.store) else np.sort(ids)
-
-
-def _is_group(expr) -> bool:
-    return any(g in expr for g in _GROUPS)
-
-
-def _identity(store: AttributeStore) -> bool:
-    """Row r holds id r (ids 0..n-1 added in order, none removed): the common case."""
-    n = len(store.ids)
-    return n == 0 or (_ascending(store) and store.ids[0] == 0 and store.ids[-1] == n - 1)
-
-
-def _ascending(store: AttributeStore) -> bool:
-    """Rows in ascending id order (the common case: ids added in order), so row order is id order."""
-    order, _ = store.index()[0]
-    cached = getattr(store, "_ascending", None)
-    if cached is None or cached[0] is not order:
-        cached = (order, bool(len(store.ids) < 2 or np.all(np.diff(store.ids) > 0)))
-        store._ascending = cached
-    return cached[1]
+            out.append(_NOT)
+            _encode(c, store, out)
+        return
+    if not expr:
+        out.append(_ALL)
+        return
+    if "has_id" in expr:
+        out += (_IDS, len(expr["has_id"]), *expr["has_id"])
+        return
+    field = expr["key"]
+    kind, no = store.types[field], store.field_number(field)
+    if "match" in expr:
+        match = expr["match"]
+        values = [match["value"]] if "value" in match else match["any"]
+        if kind == "keyword":
+            codes = [c for c in (store.keyword_code(field, v) for v in dict.fromkeys(values)) if c is not None]
+            out += (_KEYWORD, no, len(codes), *codes)
+        else:  # int / bool equality: one point range per value (one outside int64 matches nothing)
+            values = [int(v) for v in values if _INT64_MIN <= v <= _INT64_MAX]
+            out += (_OR, len(values))
+            for value in values:
+                out += (_INT_RANGE, no, int(value), int(value))
+        return
+    r = expr["range"]
+    if kind == "int":  # inclusive integer bounds, clamped to int64 (an empty range stays empty)
+        lo, hi = _INT64_MIN, _INT64_MAX
+        if "gt" in r:
+            lo = max(lo, math.floor(r["gt"]) + 1)
+        if "gte" in r:
+            lo = max(lo, math.ceil(r["gte"]))
+        if "lt" in r:
+            hi = min(hi, math.ceil(r["lt"]) - 1)
+        if "lte" in r:
+            hi = min(hi, math.floor(r["lte"]))
+        if lo > _INT64_MAX or hi < _INT64_MIN or lo > hi:
+            out += (_OR, 0)
+        else:
+            out += (_INT_RANGE, no, lo, hi)
+        return
+    lo, hi = -math.inf, math.inf  # float: strict bounds become the next representable double
+    if "gt" in r:
+        lo = max(lo, math.nextafter(float(r["gt"]), math.inf))
+    if "gte" in r:
+        lo = max(lo, float(r["gte"]))
+    if "lt" in r:
+        hi = min(hi, math.nextafter(float(r["lt"]), -math.inf))
+    if "lte" in r:
+        hi = min(hi, float(r["lte"]))
+    out += (_FLOAT_RANGE, no, _float_bits(lo), _float_bits(hi))
 
 
 def compile_filter(expr, store: AttributeStore, packed_ok: bool = False) -> np.ndarray:
     """The ascending ids (int64) of the rows ``expr`` matches; validates first (ValueError). With
-    ``packed_ok``, a broad result over ids 0..n-1 comes as the packed id bitset (uint8, little bit
-    order) the core also takes."""
+    ``packed_ok``, a broad result over ids 0..n-1 may come as the packed id bitset (uint8, little bit
+    order) the core also takes. The expression is encoded once into a compact program and executed
+    natively in one call (attribute_index.h)."""
     validate(expr, store.types)
-    return _Compiler(store).ids(expr, packed_ok)
+    program: list = []
+    _encode(expr, store, program)
+    return store.run(np.asarray(program, dtype=np.int64), packed_ok)

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "adanns/common.h"
+#include "adanns/filter.h"
 #include "adanns/hamming_topk.h"
 #include "adanns/id_map.h"
 #include "adanns/io.h"
@@ -61,16 +62,24 @@ class BinaryIndex {
   RangeResult range_search(const uint8_t* q, size_t nq, size_t qbytes, int radius, size_t search_bits,
                            RangeMethod method, int threads) const;
   // Hamming top-`shortlist` on search_bits, then the best k by <qv[:rerank_dim], x[:rerank_dim]>.
-  // qv: nq x qdim floats. Padding: id -1, score -inf.
+  // qv: nq x qdim floats. Padding: id -1, score -inf. With `filter` (filter.h) only allowed ids are
+  // returned: a filter allowing at most brute_force_below of the rows (or at most `shortlist`) has all
+  // its rows re-scored (exact, no code scan); otherwise disallowed rows never enter the shortlist.
   void search_rerank(const uint8_t* q, size_t nq, size_t qbytes, const float* qv, size_t qdim, size_t k,
                      size_t shortlist, size_t search_bits, size_t rerank_dim, int threads, float* scores,
-                     idx_t* ids, double* cost) const;
+                     idx_t* ids, double* cost, AllowedIds* filter = nullptr,
+                     double brute_force_below = kDefaultBruteForceBelow) const;
 
   // Builds the multi-index hash now (0 substrings: chosen from the size). Adds and removes drop it;
   // the next hashed search rebuilds it with the same setting.
   void build_hash(size_t substrings);
   size_t hash_substrings() const;  // of the current tables, 0 when none
 
+  // The first of the ids an add without ids assigns (one past the largest id ever added).
+  idx_t next_id() const {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    return ids_.next_id();
+  }
   std::vector<idx_t> ids() const;
   std::vector<uint8_t> codes() const;  // packed, storage order
   std::vector<float> vectors() const;  // storage order (empty when dim == 0)
@@ -85,7 +94,8 @@ class BinaryIndex {
   void check_query(size_t qbytes, size_t search_bits) const;
   std::vector<uint64_t> pad_queries(const uint8_t* q, size_t nq, size_t qbytes) const;
   // Fills heaps (one per query, capacity set by the caller) with the Hamming top entries.
-  void scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, std::vector<HammingTopK>& heaps) const;
+  void scan_topk(const uint64_t* qw, size_t nq, size_t search_bits, std::vector<HammingTopK>& heaps,
+                 const AllowedIds* filter = nullptr) const;
   std::shared_ptr<const MultiIndexHash> hash_for_search() const;  // builds under hash_mu_ when missing
 
   size_t nbits_, words_, dim_;

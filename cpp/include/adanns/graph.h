@@ -73,6 +73,9 @@ class GraphIndex {
   // each query, then re-ranks (p.stages). A query shorter than graph_dim cannot walk the graph: it
   // is answered exactly by a scan of its prefix over every stored vector. p.search_dim is set
   // here. MFLOPs: graph_dim per node scored (qdim per row for the fallback) plus re-ranking.
+  // With p.filter (filter.h), disallowed nodes are walked through but never kept, so the beam goes
+  // on until it holds ef allowed nodes (hnswlib's rule; the walk widens as the filter narrows); a
+  // filter below p.brute_force_below of the rows is answered by scoring its rows directly.
   void search(const float* q, size_t nq, size_t qdim, const SearchParams& p, float* scores,
               idx_t* ids, double* mflops) const;
   // The exact top-k over the live vectors for queries of width qdim (re-ranking stages ignored).
@@ -81,6 +84,11 @@ class GraphIndex {
 
   // Every live id, in storage order.
   std::vector<idx_t> ids() const;
+  // The first of the ids an add without ids assigns (one past the largest id ever added).
+  idx_t next_id() const {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    return ids_.next_id();
+  }
   // Level-0 neighbour ids of a live id (tests check graph properties with it).
   std::vector<idx_t> neighbours(idx_t id) const;
   std::string user_meta() const { return user_meta_.get(); }
@@ -107,7 +115,8 @@ class GraphIndex {
   std::vector<uint32_t> prune(uint32_t base, std::vector<std::pair<float, uint32_t>>& cand, size_t limit,
                               Walk& w) const;
   template <class Scorer>
-  void walk_layer(const Scorer& score, size_t ef, int level, Walk& w, NodeLocks* locks) const;
+  void walk_layer(const Scorer& score, size_t ef, int level, Walk& w, NodeLocks* locks,
+                  const AllowedIds* filter = nullptr) const;
   template <class Scorer>
   std::pair<float, uint32_t> descend(const Scorer& score, uint32_t entry, int top, int stop, Walk& w,
                                      NodeLocks* locks) const;
@@ -117,7 +126,7 @@ class GraphIndex {
   struct CodeScorer;
   void tombstone(idx_t id);
   void consolidate_locked(int threads);
-  void scan_exact(const PreparedQueries& pq, std::vector<TopK>& heaps) const;
+  void scan_exact(const PreparedQueries& pq, std::vector<TopK>& heaps, const AllowedIds* filter = nullptr) const;
 
   size_t dim_, graph_dim_, M_, ef_construction_;
   Metric metric_;

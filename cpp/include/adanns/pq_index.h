@@ -84,6 +84,11 @@ class PQIndex {
               idx_t* ids, double* mflops) const;
 
   std::vector<idx_t> ids() const;
+  // The first of the ids an add without ids assigns (one past the largest id ever added).
+  idx_t next_id() const {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    return ids_.next_id();
+  }
   std::string user_meta() const { return user_meta_.get(); }
   void set_user_meta(std::string meta) { user_meta_.set(std::move(meta)); }
   void save(const std::string& path) const;

@@ -18,15 +18,18 @@ from .. import _core
 from .. import _validate as v
 from ..binary import BinaryIndex
 from ..codes import Binarizer, pack
+from ..attributes import META_KEY as ATTRIBUTES_KEY
+from ..attributes import AttributeStore
 from ..tunable import Tunable
 from ..tuning import exact_ids, read_meta
+from .base import Attributed
 from .registry import Kind, Param, register
 from .result import SearchResult
 
 META_KEY = "binarizer"
 
 
-class BinarizedIndex(Tunable):
+class BinarizedIndex(Attributed, Tunable):
     def __init__(self, dim: int, bits: int | None = None, rotation: str | None = None, center: bool = True,
                  seed: int = 0):
         dim = v.positive_int(dim, "dim")
@@ -75,14 +78,40 @@ class BinarizedIndex(Tunable):
             raise ValueError(f"cannot retrain a binarized index that holds {len(self)} vectors")
         self._binarizer.fit(x)
 
-    def add(self, x, ids=None, threads: int | None = None) -> None:
+    def add(self, x, ids=None, threads: int | None = None, attributes: dict | None = None) -> None:
+        """``attributes={"field": [a value per vector], ...}`` (see attributes.py)."""
         if not self.is_trained:
             raise RuntimeError("binarized index is not trained: call train() before add()")
         x = v.as_vectors(x, "x", dim=self.dim)
-        self._codes.add(self._binarizer.encode(x), ids=ids, vectors=x)
+        ids = None if ids is None else v.as_ids(ids, x.shape[0])
+        codes = self._binarizer.encode(x)
+        self._add_with_attributes(x, ids, attributes, lambda i: self._codes.add(codes, ids=i, vectors=x))
 
     def remove(self, ids) -> int:
-        return self._codes.remove(ids)
+        ids = v.as_ids(ids)
+        n = self._codes.remove(ids)
+        if self._attrs is not None:
+            self._attrs.remove(ids)
+        return n
+
+    def upsert(self, x, ids, attributes: dict | None = None, threads: int | None = None) -> None:
+        """Adds the vectors, replacing those (and their attributes) whose ids the index already holds."""
+        x = v.as_vectors(x, "x", dim=self.dim)
+        ids = v.as_ids(ids, x.shape[0])
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be unique in an upsert batch")
+        if attributes is not None:
+            self._store().prepare(attributes, x.shape[0])  # reject bad attributes before removing anything
+        present = ids[np.isin(ids, self._codes.ids())]
+        if len(present):
+            self.remove(present)
+        self.add(x, ids, attributes=attributes)
+
+    def _held_ids(self) -> np.ndarray:
+        return self._codes.ids()
+
+    def _next_default_id(self) -> int:
+        return self._codes._impl.next_id()
 
     # ------------------------------------------------------------------ search
     def _encode_queries(self, q: np.ndarray) -> tuple[np.ndarray, int]:
@@ -100,16 +129,22 @@ class BinarizedIndex(Tunable):
 
     def search(self, q, k: int = 10, rerank_k: int | None = None, rerank_dim: int | None = None,
                threads: int | None = None, target_recall: float | None = None,
-               budget_mflops: float | None = None) -> SearchResult:
+               budget_mflops: float | None = None, filter: dict | None = None) -> SearchResult:
         """The best k by inner product on ``rerank_dim`` coordinates (default: the query length) among the
         ``rerank_k`` (default max(4k, 40)) nearest codes. MFLOPs: the encoding (bits, + bits² with ITQ),
         one op per 64-bit word per code scanned, ``rerank_dim`` per re-scored row. ``target_recall`` /
-        ``budget_mflops`` pick ``rerank_k`` from the frontier saved by ``tune``."""
+        ``budget_mflops`` pick ``rerank_k`` from the frontier saved by ``tune``. ``filter``: only rows
+        matching the expression (filters.py), or a list of them, one per query; a filter matching at most
+        2% of the rows (or at most ``rerank_k``) has all its rows re-scored, exactly, with no code scan."""
         if not self.is_trained:
             raise RuntimeError("binarized index is not trained: call train() before search()")
+        if isinstance(filter, list):  # one per query
+            return self._search_per_query_filters(q, k, filter, dict(
+                rerank_k=rerank_k, rerank_dim=rerank_dim, threads=threads, target_recall=target_recall,
+                budget_mflops=budget_mflops))
         if target_recall is not None or budget_mflops is not None:
             return self._search_tuned(q, k, threads, target_recall, budget_mflops,
-                                      dict(rerank_k=rerank_k, rerank_dim=rerank_dim))
+                                      dict(rerank_k=rerank_k, rerank_dim=rerank_dim), filter)
         q = v.as_vectors(q, "queries", max_dim=self.dim)
         k = v.positive_int(k, "k")
         rerank_k = max(4 * k, 40) if rerank_k is None else v.positive_int(rerank_k, "rerank_k")
@@ -117,7 +152,7 @@ class BinarizedIndex(Tunable):
             raise ValueError(f"rerank_k ({rerank_k}) must be >= k ({k})")
         codes, nbits = self._encode_queries(q)
         res = self._codes.search_rerank(codes, q, k=k, shortlist=rerank_k, rerank_dim=rerank_dim,
-                                        search_bits=nbits, threads=threads)
+                                        search_bits=nbits, threads=threads, allowed=self._allowed(filter))
         encode = nbits + (nbits * nbits if self.rotation is not None else 0)
         return SearchResult(res.scores, res.ids, (res.cost + encode) * 1e-6)
 
@@ -155,7 +190,16 @@ class BinarizedIndex(Tunable):
         meta = read_meta(self._user_meta())  # keeps a tuned frontier next to the binarizer
         meta[META_KEY] = state
         self._codes._impl.set_user_meta(json.dumps(meta).encode())
-        self._codes.save(path)
+        if self._attrs is None:
+            self._codes.save(path)
+            return
+        # The attributes go into the file's metadata only (as VectorIndex.save): in memory it stays small.
+        with_attributes = {**meta, ATTRIBUTES_KEY: self._attrs.as_dict()}
+        self._codes._impl.set_user_meta(json.dumps(with_attributes, separators=(",", ":")).encode())
+        try:
+            self._codes.save(path)
+        finally:
+            self._codes._impl.set_user_meta(json.dumps(meta).encode())
 
     @classmethod
     def _from_binary(cls, codes: BinaryIndex) -> "BinarizedIndex | None":
@@ -176,6 +220,11 @@ class BinarizedIndex(Tunable):
         obj = cls.__new__(cls)
         obj._codes = codes
         obj._binarizer = binarizer
+        meta = json.loads(raw)
+        entry = meta.pop(ATTRIBUTES_KEY, None)
+        obj._attrs = None if entry is None else AttributeStore.from_dict(entry, codes.ids())
+        if entry is not None:  # kept in memory as a store, not as metadata (see save)
+            codes._impl.set_user_meta(json.dumps(meta).encode())
         return obj
 
     def __repr__(self) -> str:

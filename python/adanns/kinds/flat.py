@@ -34,6 +34,10 @@ class FlatIndex(VectorIndex):
         """``funnel=[(16, 200), (32, 100), ...]``: re-rank the shortlist in stages (see README).
         ``target_recall`` / ``budget_mflops`` pick the settings from the frontier saved by ``tune``.
         ``filter``: only rows matching the expression (filters.py) are returned, exactly."""
+        if isinstance(filter, list):  # one per query
+            return self._search_per_query_filters(q, k, filter, dict(
+                search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k, threads=threads, funnel=funnel,
+                target_recall=target_recall, budget_mflops=budget_mflops))
         if target_recall is not None or budget_mflops is not None:
             return self._search_tuned(q, k, threads, target_recall, budget_mflops,
                                       dict(search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k,

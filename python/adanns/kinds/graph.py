@@ -55,16 +55,29 @@ class GraphIndex(VectorIndex):
         """Removed vectors still held as tombstones (until the next consolidation)."""
         return self._impl.tombstones()
 
-    def add(self, x, ids=None, threads: int | None = None) -> None:
+    def add(self, x, ids=None, threads: int | None = None, attributes: dict | None = None) -> None:
         """Inserts vectors (ids: consecutive after the largest seen when None). A batch with an invalid or
-        present id raises and changes nothing."""
+        present id raises and changes nothing. ``attributes={"field": [a value per vector], ...}``."""
         x = v.as_vectors(x, "x", dim=self.dim)
-        self._impl.add(x, None if ids is None else v.as_ids(ids, x.shape[0]), v.threads(threads), False)
+        ids = None if ids is None else v.as_ids(ids, x.shape[0])
+        t = v.threads(threads)
+        self._add_with_attributes(x, ids, attributes, lambda i: self._impl.add(x, i, t, False))
 
-    def upsert(self, x, ids, threads: int | None = None) -> None:
-        """Inserts vectors, replacing the ids already present (their old vectors become tombstones)."""
+    def upsert(self, x, ids, threads: int | None = None, attributes: dict | None = None) -> None:
+        """Inserts vectors, replacing the ids already present (their old vectors become tombstones, their
+        attributes are replaced by the new ones)."""
         x = v.as_vectors(x, "x", dim=self.dim)
-        self._impl.add(x, v.as_ids(ids, x.shape[0]), v.threads(threads), True)
+        ids = v.as_ids(ids, x.shape[0])
+        t = v.threads(threads)
+        if attributes is None and self._attrs is None:
+            self._impl.add(x, ids, t, True)
+            return
+        store = self._store()
+        prepared = store.prepare(attributes, x.shape[0])  # rejects bad attributes before any change
+        present = ids[np.isin(ids, self._impl.ids())]
+        self._impl.add(x, ids, t, True)
+        store.remove(present)
+        store.append(ids, prepared)
 
     def consolidate(self, threads: int | None = None) -> None:
         """Repairs the neighbourhoods of removed vectors and drops them from storage now."""
@@ -76,7 +89,8 @@ class GraphIndex(VectorIndex):
 
     def search(self, q, k: int = 10, ef: int | None = None, rerank_dim: int | None = None,
                rerank_k: int | None = None, threads: int | None = None, funnel=None,
-               target_recall: float | None = None, budget_mflops: float | None = None) -> SearchResult:
+               target_recall: float | None = None, budget_mflops: float | None = None,
+               filter: dict | None = None) -> SearchResult:
         """Walks the graph with beam width ``ef`` (default 64; raised to ``rerank_k`` and ``k``) on the
         first ``graph_dim`` coordinates of each query, then re-ranks.
 
@@ -85,10 +99,17 @@ class GraphIndex(VectorIndex):
         prefix scores (with sq8: their 8-bit approximations); ``rerank_dim`` /
         ``rerank_k`` / ``funnel`` choose as for the other kinds. A query shorter than ``graph_dim`` cannot
         walk the graph: it is answered exactly, by a scan of its prefix over every stored vector.
-        ``target_recall`` / ``budget_mflops`` pick the settings from the frontier saved by ``tune``."""
+        ``target_recall`` / ``budget_mflops`` pick the settings from the frontier saved by ``tune``.
+        ``filter``: only rows matching the expression (filters.py); the walk passes through the other nodes
+        but keeps none, so it goes on until its beam holds ``ef`` matching nodes; a filter matching under 2%
+        of the rows is answered exactly by scoring its rows (README "Filtered search")."""
+        if isinstance(filter, list):  # one per query
+            return self._search_per_query_filters(q, k, filter, dict(
+                ef=ef, rerank_dim=rerank_dim, rerank_k=rerank_k, threads=threads, funnel=funnel,
+                target_recall=target_recall, budget_mflops=budget_mflops))
         if target_recall is not None or budget_mflops is not None:
             return self._search_tuned(q, k, threads, target_recall, budget_mflops,
-                                      dict(ef=ef, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel))
+                                      dict(ef=ef, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel), filter)
         q = v.as_vectors(q, "queries", max_dim=self.dim)
         m = q.shape[1]
         k = v.positive_int(k, "k")
@@ -96,7 +117,7 @@ class GraphIndex(VectorIndex):
         rd, rk, stages = self._rerank(m, k, ef, rerank_dim, rerank_k, funnel)
         if len(self) == 0:
             raise RuntimeError("the graph index is empty: add vectors before searching")
-        scores, ids, mflops = self._impl.search(q, k, ef, rd, rk, v.threads(threads), stages)
+        scores, ids, mflops = self._impl.search(q, k, ef, rd, rk, v.threads(threads), stages, self._allowed(filter))
         return SearchResult(scores, ids, mflops)
 
     def _rerank(self, m: int, k: int, ef: int, rerank_dim, rerank_k, funnel) -> tuple:

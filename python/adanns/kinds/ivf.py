@@ -67,6 +67,10 @@ class IVFIndex(VectorIndex):
         saved by ``tune`` (and may not be combined with explicit knobs). ``filter``: only rows matching
         the expression (filters.py); a selective one is scored exactly, a broad one scanned with probes
         added past ``nprobe`` until k matching candidates are found (README "Filtered search")."""
+        if isinstance(filter, list):  # one per query
+            return self._search_per_query_filters(q, k, filter, dict(
+                nprobe=nprobe, search_dim=search_dim, rerank_dim=rerank_dim, rerank_k=rerank_k, threads=threads,
+                funnel=funnel, target_recall=target_recall, budget_mflops=budget_mflops))
         if not self.is_trained:
             raise RuntimeError("IVF index is not trained: call train() before search()")
         if target_recall is not None or budget_mflops is not None:

@@ -46,14 +46,21 @@ class IVFOPQIndex(PQIndexBase):
 
     def search(self, q, k: int = 10, nprobe: int | None = None, rerank_dim: int | None = None,
                rerank_k: int | None = None, funnel=None, threads: int | None = None,
-               target_recall: float | None = None, budget_mflops: float | None = None) -> SearchResult:
+               target_recall: float | None = None, budget_mflops: float | None = None,
+               filter: dict | None = None) -> SearchResult:
         """``nprobe`` defaults to 1. ``target_recall`` / ``budget_mflops`` pick ``nprobe``, ``rerank_dim``
-        and ``rerank_k`` from the frontier saved by ``tune`` (and may not be combined with them)."""
+        and ``rerank_k`` from the frontier saved by ``tune`` (and may not be combined with them).
+        ``filter``: only rows matching the expression (filters.py), or a list of them, one per query."""
+        if isinstance(filter, list):  # one per query
+            return self._search_per_query_filters(q, k, filter, dict(
+                nprobe=nprobe, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel, threads=threads,
+                target_recall=target_recall, budget_mflops=budget_mflops))
         if target_recall is not None or budget_mflops is not None:
             return self._search_tuned(q, k, threads, target_recall, budget_mflops,
-                                      dict(nprobe=nprobe, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel))
+                                      dict(nprobe=nprobe, rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel),
+                                      filter)
         nprobe = 1 if nprobe is None else v.positive_int(nprobe, "nprobe")
-        return self._search(q, k, nprobe, rerank_dim, rerank_k, funnel, threads)
+        return self._search(q, k, nprobe, rerank_dim, rerank_k, funnel, threads, filter)
 
     def default_grid(self, k: int = 10, query_dim: int | None = None) -> list:
         """nprobe 1..min(nlist, 128) in ~1.4x steps (as IVFIndex) x (codes only, or re-rank 2k..20k

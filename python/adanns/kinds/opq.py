@@ -27,13 +27,18 @@ class OPQIndex(PQIndexBase):
 
     def search(self, q, k: int = 10, rerank_dim: int | None = None, rerank_k: int | None = None,
                funnel=None, threads: int | None = None, target_recall: float | None = None,
-               budget_mflops: float | None = None) -> SearchResult:
+               budget_mflops: float | None = None, filter: dict | None = None) -> SearchResult:
         """``target_recall`` / ``budget_mflops`` pick ``rerank_dim`` and ``rerank_k`` from the frontier
-        saved by ``tune`` (and may not be combined with them)."""
+        saved by ``tune`` (and may not be combined with them). ``filter``: only rows matching the
+        expression (filters.py), or a list of them, one per query."""
+        if isinstance(filter, list):  # one per query
+            return self._search_per_query_filters(q, k, filter, dict(
+                rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel, threads=threads,
+                target_recall=target_recall, budget_mflops=budget_mflops))
         if target_recall is not None or budget_mflops is not None:
             return self._search_tuned(q, k, threads, target_recall, budget_mflops,
-                                      dict(rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel))
-        return self._search(q, k, 1, rerank_dim, rerank_k, funnel, threads)
+                                      dict(rerank_dim=rerank_dim, rerank_k=rerank_k, funnel=funnel), filter)
+        return self._search(q, k, 1, rerank_dim, rerank_k, funnel, threads, filter)
 
     def default_grid(self, k: int = 10, query_dim: int | None = None) -> list:
         """Codes only, or re-rank 2k..50k candidates: every setting scans all the codes, which costs the

@@ -65,11 +65,14 @@ class PQIndexBase(VectorIndex):
                                            max_points=max_train_points)
         self._impl.set_trained(centroids, rot, codebook)
 
-    def add(self, x, ids=None, threads: int | None = None) -> None:
+    def add(self, x, ids=None, threads: int | None = None, attributes: dict | None = None) -> None:
+        """``attributes={"field": [a value per vector], ...}`` (see attributes.py)."""
         if not self.is_trained:
             raise RuntimeError("PQ index is not trained: call train() before add()")
         x = v.as_vectors(x, "x", dim=self.dim)
-        self._impl.add(x, None if ids is None else v.as_ids(ids, x.shape[0]), v.threads(threads))
+        ids = None if ids is None else v.as_ids(ids, x.shape[0])
+        t = v.threads(threads)
+        self._add_with_attributes(x, ids, attributes, lambda i: self._impl.add(x, i, t))
 
     def encode(self, x, threads: int | None = None) -> np.ndarray:
         """(n, m) uint8 codes of x, as add() stores them."""
@@ -98,7 +101,10 @@ class PQIndexBase(VectorIndex):
     def _min_query_dim(self) -> int:
         return max(self.pq_dim, getattr(self, "cluster_dim", 0))
 
-    def _search(self, q, k, nprobe, rerank_dim, rerank_k, funnel, threads) -> SearchResult:
+    def _search(self, q, k, nprobe, rerank_dim, rerank_k, funnel, threads, filter=None) -> SearchResult:
+        """``filter``: only rows matching the expression (filters.py); a selective one has its rows' codes
+        scored directly, a broad one is scanned with the allowed-id bitset, IVF probing past ``nprobe``
+        until enough allowed rows were scanned (README "Filtered search")."""
         if not self.is_trained:
             raise RuntimeError("PQ index is not trained: call train() before search()")
         need = max(self.pq_dim, getattr(self, "cluster_dim", 0))
@@ -109,7 +115,8 @@ class PQIndexBase(VectorIndex):
         rd, rk, stages = _rerank_plan(self.dim, q.shape[1], k, rerank_dim, rerank_k, funnel)
         if (rd or stages) and not self.store_vectors:
             raise ValueError("this index keeps no vectors (store_vectors=False): re-ranking is not available")
-        scores, ids, mflops = self._impl.search(q, k, nprobe, rd, rk, v.threads(threads), stages)
+        scores, ids, mflops = self._impl.search(q, k, nprobe, rd, rk, v.threads(threads), stages,
+                                                self._allowed(filter))
         return SearchResult(scores, ids, mflops)
 
 
