@@ -1,0 +1,105 @@
+"""One copy of one shard: an ordinary service `Store` (a folder per index, each with its write-ahead log and
+snapshots) on the local disk of the node that runs it, driven by the cluster's ingress.
+
+A plain class; `app.py` makes a Ray Serve deployment of it. Serve restarts a copy that dies; the new replica
+opens the same folder, so it recovers every acknowledged write from the log. Answers carry the service's
+errors as values (``{"error": [class name, detail]}``) rather than exceptions, so the ingress answers them
+exactly as `adanns serve` would, whatever Ray does to exceptions on the way.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..server import errors
+from ..server.collection import Config
+from ..server.store import Store
+from . import manifest as manifest_io
+
+log = logging.getLogger("adanns.cluster")
+
+
+def _answer(fn):
+    def wrapped(self, *args, **kwargs):
+        try:
+            return {"ok": fn(self, *args, **kwargs)}
+        except errors.ApiError as e:
+            return {"error": [type(e).__name__, e.detail]}
+    wrapped.__name__ = fn.__name__
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
+class ShardCopy:
+    def __init__(self, data_dir: str, shard: int, copy: int, manifest_dir: str | None = None,
+                 snapshot_every: int = 1000):
+        self.shard, self.copy = shard, copy
+        self.folder = Path(data_dir) / f"shard-{shard}" / f"copy-{copy}"
+        self.store = Store(self.folder, snapshot_every)
+        if manifest_dir is not None:
+            m = manifest_io.read(manifest_dir, check_files=False)
+            if m.name not in self.store.names():  # first start: the built shard becomes the first snapshot
+                self.store.import_file(m.name, m.shard_path(manifest_dir, shard))
+                log.info("shard %d copy %d: imported %s", shard, copy, m.shard_path(manifest_dir, shard))
+
+    def _describe(self, name: str) -> dict:
+        c = self.store.get(name)
+        return {"info": c.info(), "seq": c._seq}
+
+    @_answer
+    def status(self) -> dict:
+        """name -> {"info", "seq"} for every index this copy holds."""
+        return {name: self._describe(name) for name in self.store.names()}
+
+    @_answer
+    def create(self, name: str, config: dict) -> dict:
+        collection, created = self.store.create(name, Config(**config))
+        return {**self._describe(name), "created": created}
+
+    @_answer
+    def delete(self, name: str) -> None:
+        self.store.delete(name)
+
+    @_answer
+    def search(self, name: str, queries: np.ndarray, k: int, threads: int, knobs: dict):
+        res = self.store.get(name).search_checked(queries, k, threads, **knobs)
+        return res.scores, res.ids, res.mflops
+
+    @_answer
+    def missing(self, name: str, ids: np.ndarray) -> list:
+        """The ids this copy does not hold (checked before a removal touches any shard)."""
+        c = self.store.get(name)
+        c.require(writing=True)
+        return [i for i in ids.tolist() if i not in c._ids]
+
+    @_answer
+    def next_id(self, name: str) -> int:
+        return self.store.get(name)._next_id
+
+    @_answer
+    def upsert(self, name: str, ids: np.ndarray, vectors: np.ndarray) -> dict:
+        self.store.get(name).upsert(ids, vectors)
+        return self._describe(name)
+
+    @_answer
+    def remove(self, name: str, ids: np.ndarray) -> dict:
+        self.store.get(name).remove(ids)
+        return self._describe(name)
+
+    @_answer
+    def train(self, name: str) -> dict:
+        self.store.get(name).train()
+        return self._describe(name)
+
+    def check_health(self) -> None:
+        """Serve's health check: the store answers."""
+        self.store.names()
+
+    def __del__(self):
+        try:
+            self.store.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
