@@ -22,8 +22,8 @@ def require_ray():
 
 
 def build(*args, **kwargs):
-    """See `adanns.cluster.build.build`."""
-    from .build import build as _build
+    """See `adanns.cluster.builder.build`."""
+    from .builder import build as _build
 
     return _build(*args, **kwargs)
 

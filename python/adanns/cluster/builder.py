@@ -42,6 +42,7 @@ def build(input, out_dir, shards: int, kind: str = "ivf", metric: str | None = N
     or Parquet with a vector ``column``); ``params`` as the service's kind parameters (nlist, cluster_dim,
     m, pq_dim, nbits, opq, train_size, seed, niter). Connects to Ray at ``address`` (None: the running
     cluster or a new local one). Returns the manifest."""
+    ray = require_ray()
     from ..server import kinds
     from ..server.errors import Invalid
     from .names import check_index_name
@@ -60,7 +61,6 @@ def build(input, out_dir, shards: int, kind: str = "ivf", metric: str | None = N
         params = kinds.resolve(source.dim, metric, kind, dict(params or {}))
     except Invalid as e:
         raise ValueError(e.detail) from None
-    ray = require_ray()
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
     started = time.perf_counter()
@@ -135,7 +135,7 @@ def _route(ray, source, shards: int, staging: Path) -> dict[int, list[str]]:
     items = [asdict(c) for c in source.chunks]
     workers = max(1, min(len(items), int(ray.available_resources().get("CPU", 1))))
     ds = ray.data.from_items(items).map_batches(
-        _Router, batch_size=1, concurrency=workers,
+        _Router, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
         fn_constructor_kwargs={"shards": shards, "staging": str(staging), "column": source.column,
                                "id_column": source.id_column})
     parts: dict[int, list[str]] = {}
