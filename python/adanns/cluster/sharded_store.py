@@ -27,6 +27,7 @@ import adanns
 from ..server import errors
 from ..server.collection import Collection, Config, _check_ids
 from ..server.errors import Conflict, Invalid, NotFound, Unavailable
+from ..server.rwlock import RWLock
 from ..server.store import _check_name
 from .sharding import merge_topk, shard_of
 
@@ -231,7 +232,9 @@ class ShardedCollection:
         self.store, self.shards, self.name = store, store.shards, name
         self.config = Config(config["dim"], config["metric"], config["kind"], config["params"])
         self.deleted = False
-        self._write_lock = threading.Lock()  # writes through this ingress in one order (and default ids)
+        # Writes hold it exclusively, searches shared: a search sees a write on every shard or on none (as a
+        # single node's collection lock gives), and writes reach the shards in one order.
+        self._lock = RWLock()
 
     # ---------------------------------------------------------------------------------- state
     def _parts(self) -> list[dict | None]:
@@ -299,14 +302,15 @@ class ShardedCollection:
 
     def search_checked(self, queries: np.ndarray, k: int, threads: int, **knobs) -> adanns.SearchResult:
         self.require(writing=False)
-        futures = [self.shards.pool.submit(self._read, s, "search", queries, k, threads, knobs)
-                   for s in range(len(self.shards))]
         parts, failure = [], None
-        for f in futures:
-            try:
-                parts.append(f.result())
-            except errors.ApiError as e:  # the first problem wins, as a single node reports one
-                failure = failure or e
+        with self._lock.read():
+            futures = [self.shards.pool.submit(self._read, s, "search", queries, k, threads, knobs)
+                       for s in range(len(self.shards))]
+            for f in futures:
+                try:
+                    parts.append(f.result())
+                except errors.ApiError as e:  # the first problem wins, as a single node reports one
+                    failure = failure or e
         if failure is not None:
             raise failure
         scores, ids = merge_topk([(p[0], p[1]) for p in parts], k, self.config.metric)
@@ -352,7 +356,7 @@ class ShardedCollection:
         given = ids is not None
         ids, vectors = self._check_vectors(ids if given else np.arange(len(vectors) if np.ndim(vectors) else 0),
                                            vectors)
-        with self._write_lock:
+        with self._lock.write():
             if not given:  # consecutive ids after the largest in any shard, as a single node assigns them
                 first = max(self._read(s, "next_id") for s in range(len(self.shards)))
                 if first + len(ids) > np.iinfo(np.int64).max:
@@ -365,7 +369,7 @@ class ShardedCollection:
     def remove(self, ids: np.ndarray) -> int:
         self.require(writing=True)
         ids = _check_ids(ids)
-        with self._write_lock:
+        with self._lock.write():
             owner = shard_of(ids, len(self.shards))
             per_shard = {s: (ids[owner == s],) for s in np.unique(owner).tolist()}
             # Checked on every owning shard before any removes: an unknown id leaves the index unchanged.
@@ -381,7 +385,7 @@ class ShardedCollection:
 
     def train(self) -> None:
         self.require(writing=True)
-        with self._write_lock:
+        with self._lock.write():
             self._write({s: () for s in range(len(self.shards))}, "train")
 
     def tune(self, queries, k, threads, sample=None, seed=0):
