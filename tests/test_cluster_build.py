@@ -240,3 +240,17 @@ def test_build_refuses_bad_input_with_a_clear_message(ray_cluster, tmp_path, rng
         build(tmp_path / "dup.parquet", tmp_path / "m2", shards=1, kind="flat", id_column="id")
     with pytest.raises(ValueError, match="no column 'vec'"):
         build(tmp_path / "dup.parquet", tmp_path / "m3", shards=2, kind="flat", column="vec")
+
+
+def test_cluster_build_command_writes_a_manifest_that_serves(ray_cluster, tmp_path, rng, capsys):
+    from adanns.cli import main
+
+    np.save(tmp_path / "x.npy", unit_rows(rng, 800, 16))
+    assert main(["cluster", "build", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m"), "--shards", "2",
+                 "--kind", "ivf", "--nlist", "8", "--name", "wn"]) == 0
+    assert "built 800 rows of ivf index 'wn' into 2 shards" in capsys.readouterr().out
+    m = manifest_io.read(tmp_path / "m")
+    assert m.params["nlist"] == 8 and m.name == "wn" and m.rule.startswith("splitmix64")
+    assert main(["cluster", "build", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m2"), "--shards", "2",
+                 "--kind", "flat", "--nlist", "8"]) == 1
+    assert "kind flat takes no training parameters" in capsys.readouterr().err

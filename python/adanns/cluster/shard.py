@@ -10,6 +10,7 @@ exactly as `adanns serve` would, whatever Ray does to exceptions on the way.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,17 @@ from ..server.store import Store
 from . import manifest as manifest_io
 
 log = logging.getLogger("adanns.cluster")
+
+
+# Fault-injection hook for the tests: while this file exists in a copy's folder, a (re)starting replica of that
+# copy waits (at most two minutes), so a test controls how long the copy stays down.
+HOLD_FILE = ".hold_start"
+
+
+def _hold(path: Path) -> None:
+    deadline = time.monotonic() + 120
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _answer(fn):
@@ -38,6 +50,7 @@ class ShardCopy:
                  snapshot_every: int = 1000):
         self.shard, self.copy = shard, copy
         self.folder = Path(data_dir) / f"shard-{shard}" / f"copy-{copy}"
+        _hold(self.folder / HOLD_FILE)
         self.store = Store(self.folder, snapshot_every)
         if manifest_dir is not None:
             m = manifest_io.read(manifest_dir, check_files=False)
