@@ -33,6 +33,8 @@ from .sharding import merge_topk, shard_of
 
 log = logging.getLogger("adanns.cluster")
 _STATE_RANK = {"ready": 0, "read-only": 1, "failed": 2}
+# Seconds between background probes of copies that did not answer, and how long one probe waits.
+PROBE_INTERVAL, PROBE_TIMEOUT = 1.0, 5.0
 
 
 class ShardDown(Exception):
@@ -52,10 +54,10 @@ class Shards:
     def __len__(self) -> int:
         return len(self.copies)
 
-    def call(self, s: int, r: int, method: str, *args):
+    def call(self, s: int, r: int, method: str, *args, timeout: float | None = None):
         """The copy's answer value; the service's ApiError it answered with; ShardDown if it did not answer."""
         try:
-            answer = getattr(self.copies[s][r], method).remote(*args).result(timeout_s=self.timeout)
+            answer = getattr(self.copies[s][r], method).remote(*args).result(timeout_s=timeout or self.timeout)
         except Exception as e:  # noqa: BLE001 - dead actor, timeout, Serve unavailable: all mean "down"
             raise ShardDown(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]) from None
         if "error" in answer:
@@ -88,6 +90,8 @@ class ShardedStore:
         # (shard, copy) -> {name: {"info", "seq", "next_id"}}, or None when the copy has not answered
         self._status: dict[tuple[int, int], dict | None] = {}
         self.refresh()
+        self._closed = threading.Event()
+        threading.Thread(target=self._probe_down_copies, name="adanns-probe", daemon=True).start()
 
     def refresh(self) -> None:
         """Asks every copy what it holds (at start-up, and for a copy that failed to answer before)."""
@@ -117,20 +121,21 @@ class ShardedStore:
     def mark_down(self, s: int, r: int) -> None:
         self._status[(s, r)] = None
 
-    def _recheck(self, s: int) -> None:
-        """Asks the copies of shard ``s`` that did not answer before whether they are back (a restarted replica
-        has recovered from its log)."""
-        for r in range(len(self.shards.copies[s])):
-            if self._status.get((s, r)) is None:
-                try:
-                    self._status[(s, r)] = self.shards.call(s, r, "status")
-                except (ShardDown, errors.ApiError):
-                    pass
+    def _probe_down_copies(self) -> None:
+        """In the background, asks the copies that did not answer whether they are back (a restarted replica
+        has recovered from its log): requests never wait on a copy known to be down."""
+        while not self._closed.wait(PROBE_INTERVAL):
+            for (s, r), status in list(self._status.items()):
+                if status is None:
+                    try:
+                        self._status[(s, r)] = self.shards.call(s, r, "status", timeout=PROBE_TIMEOUT)
+                        log.info("shard %d copy %d answers again", s, r)
+                    except (ShardDown, errors.ApiError):
+                        pass
 
     def in_step(self, s: int, name: str) -> tuple[list[int], list[str]]:
         """(copies of shard s that are up and hold index ``name`` at the highest sequence, problems with the
         others)."""
-        self._recheck(s)
         seqs, problems = {}, []
         for r in range(len(self.shards.copies[s])):
             status = self._status.get((s, r))
@@ -222,6 +227,7 @@ class ShardedStore:
 
     def close(self) -> None:
         """The shard copies close their own collections (snapshots) when Serve stops them."""
+        self._closed.set()
         self.shards.pool.shutdown(wait=False)
 
 
