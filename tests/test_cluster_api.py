@@ -20,6 +20,8 @@ from test_server_api import (npy_body, test_a_search_never_sees_half_of_a_batch,
                              test_train_endpoint_forces_training,
                              test_upsert_replaces_existing_ids_and_accepts_npy_bodies, unit_rows)
 
+pytestmark = pytest.mark.cluster
+
 
 @pytest.fixture(scope="module")
 def cluster(ray_cluster, tmp_path_factory):

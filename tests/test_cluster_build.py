@@ -130,6 +130,7 @@ def test_cluster_commands_without_ray_name_the_extra(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- on Ray
+@pytest.mark.cluster
 def test_sharded_flat_from_a_directory_of_npy_equals_single_node_exactly(ray_cluster, tmp_path, rng):
     from adanns.cluster import build
 
@@ -155,6 +156,7 @@ def test_sharded_flat_from_a_directory_of_npy_equals_single_node_exactly(ray_clu
         build(tmp_path / "in", tmp_path / "m", shards=2, kind="flat")
 
 
+@pytest.mark.cluster
 def test_sharded_ivf_from_parquet_matches_single_node_recall(ray_cluster, tmp_path, rng):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -185,6 +187,7 @@ def test_sharded_ivf_from_parquet_matches_single_node_recall(ray_cluster, tmp_pa
         np.testing.assert_array_equal(sharded, single.ids)  # same lists probed, same rows scored
 
 
+@pytest.mark.cluster
 def test_sharded_ivfopq_shares_codebooks_and_matches_single_node(ray_cluster, tmp_path, rng):
     """Same codebooks, so the same codes: without re-ranking the merged ADC top-k is the single-node one.
     With re-ranking each shard re-ranks its own rerank_k candidates (up to shards x rerank_k in all), a
@@ -214,6 +217,7 @@ def test_sharded_ivfopq_shares_codebooks_and_matches_single_node(ray_cluster, tm
     assert recall(sharded, truth) >= recall(single.ids, truth) - 0.005
 
 
+@pytest.mark.cluster
 def test_build_refuses_bad_input_with_a_clear_message(ray_cluster, tmp_path, rng):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -242,6 +246,7 @@ def test_build_refuses_bad_input_with_a_clear_message(ray_cluster, tmp_path, rng
         build(tmp_path / "dup.parquet", tmp_path / "m3", shards=2, kind="flat", column="vec")
 
 
+@pytest.mark.cluster
 def test_cluster_build_command_writes_a_manifest_that_serves(ray_cluster, tmp_path, rng, capsys):
     from adanns.cli import main
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from adanns.cluster.shard import HOLD_FILE
 from adanns.cluster.sharding import shard_of
 
 from _cluster import ClusterServer, replica_actor
 from test_server_api import unit_rows
+
+pytestmark = pytest.mark.cluster
 
 
 def _wait_for(c, path, body, deadline_s=90):

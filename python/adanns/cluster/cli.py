@@ -3,7 +3,6 @@ one of them runs, so without the extra they fail with a message naming it)."""
 
 from __future__ import annotations
 
-import argparse
 import signal
 import time
 
