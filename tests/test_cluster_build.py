@@ -259,3 +259,21 @@ def test_cluster_build_command_writes_a_manifest_that_serves(ray_cluster, tmp_pa
     assert main(["cluster", "build", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m2"), "--shards", "2",
                  "--kind", "flat", "--nlist", "8"]) == 1
     assert "kind flat takes no training parameters" in capsys.readouterr().err
+
+
+def test_every_cluster_option_says_what_it_does_and_its_default():
+    import argparse
+
+    from adanns.cli import parser
+
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    subs = next(a for a in commands["cluster"]._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(subs) == {"build", "serve"}
+    for name, sub in subs.items():
+        fmt = sub._get_formatter()
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"cluster {name} {action.dest} has no help"
+            if action.option_strings and not action.required and action.nargs != 0:
+                assert "default" in fmt._expand_help(action), f"cluster {name} {action.dest}: no default in the help"

@@ -14,7 +14,7 @@ def add_commands(command, positive, help_formatter) -> None:
     c = command("cluster", "build and serve sharded indexes on a Ray cluster; needs pip install 'adanns[ray]'",
                 "Sharded indexes on a Ray cluster (a local one by default; --address auto joins the cluster that "
                 "`ray start` runs on this node). " + EXTRA_MESSAGE + ".")
-    sub = c.add_subparsers(dest="cluster_command", required=True)
+    sub = c.add_subparsers(dest="cluster_command", required=True, help="build or serve")
 
     b = sub.add_parser("build", help="build one index file per shard and a manifest, with Ray Data",
                        formatter_class=help_formatter,
@@ -49,7 +49,7 @@ def add_commands(command, positive, help_formatter) -> None:
                                    "same REST API as `adanns serve`. Runs until interrupted.")
     s.add_argument("manifest", nargs="?", help="manifest directory of 'adanns cluster build' (omit with --shards "
                                                "for empty shards that take indexes created over REST)")
-    s.add_argument("--shards", type=positive, help="without a manifest: number of shards")
+    s.add_argument("--shards", type=positive, help="without a manifest: number of shards (default: the manifest's)")
     s.add_argument("--data-dir", help="folder of the shard copies' indexes (default: MANIFEST/serving; with several "
                                       "nodes, storage each copy's node sees again after a restart)")
     s.add_argument("--replicas", type=positive, default=1, help="copies of each shard (writes to all, reads to one)")
