@@ -66,14 +66,20 @@ def application(settings, manifest_dir: str | None = None, shards: int | None = 
 
 def serve(settings, manifest_dir: str | None = None, shards: int | None = None, replicas: int = 1,
           host: str = "127.0.0.1", port: int = 8000, address: str | None = None, timeout: float = 30.0,
-          cpus_per_copy: float = 1.0) -> None:
+          cpus_per_copy: float | None = None) -> None:
     """Starts (or updates) the application on the Ray cluster at ``address`` (None: the running one or a new
-    local one) and returns once it is serving on http://host:port/."""
+    local one) and returns once it is serving on http://host:port/. ``cpus_per_copy`` None: one CPU per shard
+    copy, less when the cluster has fewer CPUs than copies (so that every copy can be placed)."""
     ray = require_ray()
     from ray import serve as ray_serve
 
-    app = application(settings, manifest_dir, shards, replicas, timeout, cpus_per_copy)
+    if manifest_dir is not None:
+        manifest_io.read(manifest_dir)  # a wrong directory fails here, before Ray starts
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    if cpus_per_copy is None:
+        copies = replicas * (shards or len(manifest_io.read(manifest_dir, check_files=False).shards))
+        cpus_per_copy = min(1.0, 0.9 * ray.cluster_resources().get("CPU", 1) / copies)
+    app = application(settings, manifest_dir, shards, replicas, timeout, cpus_per_copy)
     ray_serve.start(http_options={"host": host, "port": port})
     ray_serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)

@@ -59,7 +59,9 @@ def add_commands(command, positive, help_formatter) -> None:
     s.add_argument("--public-docs", action="store_true", default=None, help="serve /docs without the API key")
     s.add_argument("--snapshot-every", type=positive, help="logged writes between snapshots (default 1000)")
     s.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a shard before answering 503")
-    s.add_argument("--cpus-per-copy", type=float, default=1.0, help="CPUs Ray reserves for each shard copy")
+    s.add_argument("--cpus-per-copy", type=float,
+                   help="CPUs Ray reserves for each shard copy (default: 1, less when the cluster has fewer CPUs "
+                        "than copies)")
     s.add_argument("--address", help="Ray cluster to join (default: a new local one; 'auto': this node's)")
     s.set_defaults(func=serve)
 
