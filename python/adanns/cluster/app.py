@@ -29,10 +29,12 @@ class ClusterIngress:
 
     def __serve_build_asgi_app__(self):
         from ..server.app import asgi_app
+        from .partial import PartialAnswers
         from .sharded_store import Shards, ShardedStore
 
         shards = Shards(self.copies, self.timeout)
-        return asgi_app(self.settings, open_store=lambda: ShardedStore(shards, self.settings.snapshot_every))
+        return PartialAnswers(asgi_app(self.settings,
+                                       open_store=lambda: ShardedStore(shards, self.settings.snapshot_every)))
 
 
 def application(settings, manifest_dir: str | None = None, shards: int | None = None, replicas: int = 1,

@@ -15,6 +15,7 @@ shard gives, so no route blocks the loop on a remote call; calls to shards run o
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import threading
@@ -29,6 +30,7 @@ from ..server.collection import Collection, Config, _check_ids
 from ..server.errors import Conflict, Invalid, NotFound, Unavailable
 from ..server.rwlock import RWLock
 from ..server.store import _check_name
+from . import partial
 from .sharding import merge_topk, shard_of
 
 log = logging.getLogger("adanns.cluster")
@@ -170,7 +172,8 @@ class ShardedStore:
             c = self._collections.get(name)
         if c is None:
             raise NotFound(f"no index named {name!r}")
-        return c
+        record = partial.current()
+        return c if record is None else c.allowing_partial(record)
 
     def create(self, name: str, config: Config) -> tuple["ShardedCollection", bool]:
         _check_name(name)
@@ -238,9 +241,16 @@ class ShardedCollection:
         self.store, self.shards, self.name = store, store.shards, name
         self.config = Config(config["dim"], config["metric"], config["kind"], config["params"])
         self.deleted = False
+        self._partial = None  # a request's record when it allows a partial answer (see partial.py)
         # Writes hold it exclusively, searches shared: a search sees a write on every shard or on none (as a
         # single node's collection lock gives), and writes reach the shards in one order.
         self._lock = RWLock()
+
+    def allowing_partial(self, record: dict) -> "ShardedCollection":
+        """A view for one request that may leave out unavailable shards, naming them in ``record``."""
+        view = copy.copy(self)  # shares the shards, the lock and the state
+        view._partial = record
+        return view
 
     # ---------------------------------------------------------------------------------- state
     def _parts(self) -> list[dict | None]:
@@ -312,13 +322,19 @@ class ShardedCollection:
         with self._lock.read():
             futures = [self.shards.pool.submit(self._read, s, "search", queries, k, threads, knobs)
                        for s in range(len(self.shards))]
-            for f in futures:
+            missing = []
+            for s, f in enumerate(futures):
                 try:
                     parts.append(f.result())
-                except errors.ApiError as e:  # the first problem wins, as a single node reports one
+                except Unavailable as e:
+                    missing.append(s)
                     failure = failure or e
-        if failure is not None:
+                except errors.ApiError as e:  # the first problem wins, as a single node reports one
+                    failure = e if failure is None or isinstance(failure, Unavailable) else failure
+        if failure is not None and not (self._partial is not None and isinstance(failure, Unavailable) and parts):
             raise failure
+        if missing:  # allowed by the request: the answer says which shards it lacks
+            self._partial["missing"] = missing
         scores, ids = merge_topk([(p[0], p[1]) for p in parts], k, self.config.metric)
         mflops = np.sum([p[2] for p in parts], axis=0)
         return adanns.SearchResult(scores, ids, mflops)
