@@ -277,3 +277,17 @@ def test_every_cluster_option_says_what_it_does_and_its_default():
             assert action.help, f"cluster {name} {action.dest} has no help"
             if action.option_strings and not action.required and action.nargs != 0:
                 assert "default" in fmt._expand_help(action), f"cluster {name} {action.dest}: no default in the help"
+
+
+def test_cluster_serve_refuses_a_missing_or_damaged_manifest_before_starting_ray(tmp_path, capsys):
+    pytest.importorskip("ray", reason="needs the 'ray' extra (make test installs it)")
+    from adanns.cli import main
+
+    assert main(["cluster", "serve", str(tmp_path / "nowhere")]) == 1
+    assert "no manifest.json" in capsys.readouterr().err
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "manifest.json").write_text('{"format": "adanns-cluster-manifest", "version": 1')
+    assert main(["cluster", "serve", str(tmp_path / "m")]) == 1
+    assert "not a readable manifest" in capsys.readouterr().err
+    assert main(["cluster", "serve"]) == 1
+    assert "give a manifest directory, or --shards N" in capsys.readouterr().err
