@@ -100,8 +100,12 @@ class ShardedStore:
         calls = [(s, r, "status") for s in range(len(self.shards)) for r in range(len(self.shards.copies[s]))]
         for (s, r, _), answer in zip(calls, self.shards.call_many(calls)):
             self._status[(s, r)] = None if isinstance(answer, Exception) else answer
+        self._register()
+
+    def _register(self) -> None:
+        """Serves every index some copy holds (one that was down at start-up may bring some)."""
         names = set()
-        for status in self._status.values():
+        for status in list(self._status.values()):
             names.update(status or {})
         with self._lock:
             for name in sorted(names):
@@ -132,6 +136,7 @@ class ShardedStore:
                     try:
                         self._status[(s, r)] = self.shards.call(s, r, "status", timeout=PROBE_TIMEOUT)
                         log.info("shard %d copy %d answers again", s, r)
+                        self._register()
                     except (ShardDown, errors.ApiError):
                         pass
 
@@ -145,6 +150,8 @@ class ShardedStore:
                 problems.append(f"copy {r} is unavailable")
             elif name in status:
                 seqs[r] = status[name]["seq"]
+            else:  # a create or delete that did not reach every copy: its retry completes it
+                problems.append(f"copy {r} does not hold index {name!r} (retry the PUT or DELETE that failed)")
         if not seqs:
             return [], problems
         top = max(seqs.values())
@@ -154,12 +161,10 @@ class ShardedStore:
         return [r for r, q in seqs.items() if q == top], problems
 
     def described(self, s: int, name: str) -> dict | None:
-        """What an in-step copy of shard s last said about ``name``."""
-        for r in range(len(self.shards.copies[s])):
-            status = self._status.get((s, r))
-            if status and name in status:
-                return status[name]
-        return None
+        """What the most advanced copy of shard s last said about ``name``."""
+        said = [st[name] for r in range(len(self.shards.copies[s]))
+                if (st := self._status.get((s, r))) and name in st]
+        return max(said, key=lambda d: d["seq"]) if said else None
 
     # -------------------------------------------------------------------------------- the Store interface
     def names(self) -> list[str]:
