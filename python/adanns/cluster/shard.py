@@ -107,6 +107,50 @@ class ShardCopy:
         self.store.get(name).train()
         return self._describe(name)
 
+    # ------------------------------------------------------------------ tuning a sharded index (see sharded_store)
+    def _trained(self, name: str):
+        c = self.store.get(name)
+        c.require(writing=False)
+        if not hasattr(c._index, "tune"):
+            raise errors.Invalid(f"index {name!r} is of kind {c.config.kind!r}, which has no tuner")
+        if c._buffer_active:
+            raise errors.Invalid(f"index {name!r} is not trained yet on shard {self.shard}: its searches are "
+                                 "exact, nothing to tune")
+        return c
+
+    @_answer
+    def tune_grid(self, name: str, k: int, query_dim: int) -> list:
+        """The kind's default grid of search settings (the same on every shard: it depends on the parameters)."""
+        return self._trained(name)._index.default_grid(k, query_dim)
+
+    @_answer
+    def search_exact(self, name: str, queries: np.ndarray, k: int, threads: int):
+        """The exact top-k of this shard's rows (the ground truth of a tuning run)."""
+        c = self._trained(name)
+        with c.lock.read():
+            res = c._index.search(queries, k=k, threads=threads, **c._index._exact_params(queries.shape[1], k))
+        return res.scores, res.ids
+
+    @_answer
+    def set_frontier(self, name: str, frontier: dict) -> dict:
+        """Keeps the cluster's measured frontier in this shard's index and snapshots at once (as a single-node
+        tune does), so searches by target_recall / budget_mflops choose the same settings on every shard."""
+        from .. import tuning
+
+        c = self._trained(name)
+        f = tuning.Frontier.from_dict(frontier)
+        with c.lock.write():
+            c.require(writing=True)
+            previous = c._index._user_meta()
+            c._index._set_user_meta(tuning.meta_with_frontiers(previous, {**c._index.frontiers(), f.k: f}))
+            try:
+                c._snapshot()
+            except Exception as e:  # not durable: do not serve a frontier a restart would not have
+                c._index._set_user_meta(previous)
+                raise errors.Unavailable(f"index {name!r}: the tuned snapshot of shard {self.shard} could not be "
+                                         f"written ({e}); retry the tune") from None
+        return self._describe(name)
+
     def check_health(self) -> None:
         """Serve's health check: the store answers."""
         self.store.names()

@@ -415,6 +415,31 @@ class ShardedCollection:
         with self._lock.write():
             self._write({s: () for s in range(len(self.shards))}, "train")
 
-    def tune(self, queries, k, threads, sample=None, seed=0):
-        raise Invalid(f"index {self.name!r} is sharded over a cluster, which has no tuner yet: give its knobs "
-                      "(nprobe, search_dim, rerank_dim, rerank_k) with each search")
+    def tune(self, queries, k: int, threads: int, sample=None, seed: int = 0):
+        """Measures the kind's default grid on the merged (cluster) searches against the merged exact top-k,
+        keeps the Pareto frontier in every shard copy (each snapshots it), so a search by target_recall or
+        budget_mflops picks the same settings on every shard — the frontier describes the cluster's answers."""
+        from .. import tuning
+
+        self.require(writing=True)
+        queries = np.asarray(queries)
+        if queries.ndim != 2 or queries.shape[0] == 0 or queries.shape[1] == 0:
+            raise Invalid(f"queries must be a non-empty (n, d) batch, got shape {queries.shape}")
+        queries = self.check_queries(queries)
+        if sample is not None and sample < len(queries):
+            rows = np.sort(np.random.default_rng(seed).choice(len(queries), size=sample, replace=False))
+            queries = queries[rows]
+        count = self.info()["count"] or 0
+        if count < k:
+            raise Invalid(f"index {self.name!r} holds {count} vectors, fewer than k = {k}")
+        grid = self._read(0, "tune_grid", k, queries.shape[1])
+        exact = [self._read(s, "search_exact", queries, k, threads) for s in range(len(self.shards))]
+        gt = merge_topk(exact, k, self.config.metric)[1]
+        try:
+            points = tuning.measure(lambda q, k, **p: self.search_checked(q, k, threads, **p), queries, gt, k, grid)
+        except (ValueError, TypeError) as e:
+            raise Invalid(str(e)) from None
+        frontier = tuning.Frontier(k, queries.shape[1], queries.shape[0], tuning.frontier_points(points))
+        with self._lock.write():
+            self._write({s: (frontier.as_dict(),) for s in range(len(self.shards))}, "set_frontier")
+        return frontier
