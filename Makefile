@@ -18,6 +18,11 @@ $(VENV)/.tools:
 	  "orjson>=3.9" "msgspec>=0.18" "fastapi-offline>=1.7" "schemathesis>=4.0"
 	touch $@
 
+# The 'ray' extra for adanns.cluster and its tests (tests/test_cluster_*.py): Ray Data and Serve, pyarrow.
+$(VENV)/.ray: $(VENV)/.tools
+	$(PIP) install -q "ray[data,serve]>=2.50" "pyarrow>=14"
+	touch $@
+
 # Rebuilt when any source changes. Incremental: without build isolation the build tools are the ones in
 # .venv, so CMake's state in build/{wheel_tag} stays valid and only what changed recompiles (1-3 s for one
 # C++ file; an isolated `pip install .` gets new tool paths each time and rebuilds the whole core).
@@ -30,7 +35,7 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) -m adanns.demo --data tests/data/wordnet-sample
 
-test: install test-cpp
+test: install $(VENV)/.ray test-cpp
 	$(PY) -m pytest -q tests
 
 # The core alone, under AddressSanitizer and UBSan: every SIMD level against the scalar oracle,

@@ -77,3 +77,16 @@ def each_simd_level(request):
         yield request.param
     finally:
         adanns.set_simd_level(previous)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster for the whole session (tests/test_cluster_*.py); Ray takes seconds to start."""
+    ray = pytest.importorskip("ray", reason="the cluster tests need the 'ray' extra (make test installs it)")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()

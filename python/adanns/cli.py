@@ -5,6 +5,8 @@
     adanns search INDEX QUERIES.npy [-k 10] [--target-recall R | --budget-mflops B | --nprobe N ...] [-o OUT.npz]
     adanns info INDEX
     adanns serve --data-dir DIR [--index NAME=INDEX] [--host 127.0.0.1] [--port 8000] [--api-key KEY]   # extra [server]
+    adanns cluster build INPUT -o MANIFEST_DIR --shards N [--kind ivf|ivfopq|flat]   # extra [ray]
+    adanns cluster serve MANIFEST_DIR [--replicas R] [--port P]                      # extra [ray]
     adanns bench --base B.npy --queries Q.npy [--gt GT.npy] --out DIR [--peers faiss,hnswlib] [--quick]  # extra [bench]
 
 `search` with no knobs uses the tuned setting for recall@k 0.95 when the index is tuned (`adanns tune`), and
@@ -591,6 +593,10 @@ def parser() -> argparse.ArgumentParser:
     bb.add_argument("--name", help="corpus name in titles (default: the base file's folder)")
     bb.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     bb.set_defaults(func=bench)
+
+    from .cluster.cli import add_commands as add_cluster_commands  # Ray is imported only when they run
+
+    add_cluster_commands(command, _positive, _Help)
     return ap
 
 

@@ -3,6 +3,7 @@ closes it (writing snapshots) on shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -26,10 +27,15 @@ from .store import Store
 log = logging.getLogger("adanns.server")
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, open_store=None) -> FastAPI:
+    """``open_store``: a callable returning a store-like object to serve instead of ``Store(settings.data_dir)``
+    (the cluster's sharded store, adanns.cluster); called off the event loop."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.store = Store(settings.data_dir, settings.snapshot_every)
+        if open_store is None:
+            app.state.store = Store(settings.data_dir, settings.snapshot_every)
+        else:
+            app.state.store = await asyncio.to_thread(open_store)
         app.state.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="adanns")
         app.state.batcher = SearchBatcher(settings.search_workers)
         log.info("serving %d indexes from %s", len(app.state.store.names()), settings.data_dir)
@@ -55,10 +61,10 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def asgi_app(settings: Settings):
+def asgi_app(settings: Settings, open_store=None):
     """What `adanns serve` runs: the gate (key, body limit and timeout, the search fast path) in front of
     the FastAPI app."""
-    return Gate(create_app(settings))
+    return Gate(create_app(settings, open_store))
 
 
 def _install_error_handlers(app: FastAPI) -> None:
