@@ -335,16 +335,17 @@ def test_bad_filters_and_bad_attributes_are_422s_that_change_nothing(tmp_path, r
         r = c.post("/indexes/z/search", json={"vector": q, "k": 3, "with_payload": True},
                    headers={"accept": "application/x-npz"})
         assert r.status_code == 422 and "with_payload answers JSON" in r.json()["detail"]
-        # kinds without attributes: a 422 naming the kind, for filters, payloads and declarations
-        c.put("/indexes/g", json={"dim": DIM, "kind": "graph"})
-        c.post("/indexes/g/vectors", json={"ids": [0], "vectors": [q]})
-        for r in [c.post("/indexes/g/search", json={"vector": q, "k": 1, "filter": {}}),
-                  c.post("/indexes/g/search", json={"vector": q, "k": 1, "with_payload": True}),
-                  c.post("/indexes/g/vectors", json={"ids": [1], "vectors": [q], "payload": [{"a": 1}]}),
-                  c.put("/indexes/g2", json={"dim": DIM, "kind": "graph", "attributes": {"a": "int"}})]:
-            assert r.status_code == 422 and "'graph'" in r.json()["detail"], r.text
-        assert c.get("/indexes/g").json()["count"] == 1
-        assert c.get("/indexes/g/vectors/0").json() == {"id": 0, "payload": None}
+        # the graph kind takes attributes and filters too (every servable kind does)
+        assert c.put("/indexes/g", json={"dim": DIM, "kind": "graph", "attributes": {"a": "int"}}).status_code == 201
+        r = c.post("/indexes/g/vectors", json={"ids": [0, 1], "vectors": [q, q], "payload": [{"a": 1}, {"a": 2}]})
+        assert r.status_code == 200, r.text
+        r = c.post("/indexes/g/search", json={"vector": q, "k": 2, "filter": {"must": [{"key": "a", "match":
+                                                                                            {"value": 2}}]},
+                                              "with_payload": True})
+        assert r.status_code == 200, r.text
+        hit = r.json()["results"][0]
+        assert [i for i in hit["ids"] if i >= 0] == [1] and hit["payloads"][0] == {"a": 2}
+        assert c.get("/indexes/g/vectors/0").json() == {"id": 0, "payload": {"a": 1}}
         r = c.put("/indexes/d", json={"dim": DIM, "kind": "flat", "attributes": {"a": "text"}})
         assert r.status_code == 422
 

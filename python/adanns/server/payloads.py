@@ -42,7 +42,7 @@ def kinds_with_filters() -> list[str]:
 
 def fields(index) -> dict:
     """The attribute fields of ``index`` (name -> type), without giving an index that has none an
-    attribute store: once it has one, every write keeps it in step (O(rows) per write), which an index
+    attribute store: once it has one, every write keeps its attribute indexes in step, which an index
     used without attributes should not pay for."""
     return index.attribute_types() if getattr(index, "_attrs", None) is not None else {}
 
