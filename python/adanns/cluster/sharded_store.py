@@ -348,6 +348,11 @@ class ShardedCollection:
         with self._lock.read():
             return self._read(int(shard_of(np.array([id_]), len(self.shards))[0]), "payload", id_)
 
+    def _holds_nothing(self, s: int) -> bool:
+        """Whether shard s holds no vectors of the index (as it last said; writes wait for searches)."""
+        said = self.store.described(s, self.name)
+        return said is not None and said["info"]["count"] == 0
+
     def _scatter(self, method: str, queries: np.ndarray, k: int, threads: int, knobs: dict):
         """Runs a search on every shard and merges: (result, payloads per hit, or None without them)."""
         self.require(writing=False)
@@ -357,15 +362,22 @@ class ShardedCollection:
         with self._lock.read():
             futures = [self.shards.pool.submit(self._read, s, method, queries, k, threads, knobs, types)
                        for s in range(len(self.shards))]
-            missing = []
+            missing, empty = [], []
             for s, f in enumerate(futures):
                 try:
                     parts.append(f.result())
                 except Unavailable as e:
                     missing.append(s)
                     failure = failure or e
+                except Invalid as e:
+                    if self._holds_nothing(s):  # a kind that refuses to search while empty (graph): no hits
+                        empty.append(e)
+                        continue
+                    failure = e if failure is None or isinstance(failure, Unavailable) else failure
                 except errors.ApiError as e:  # the first problem wins, as a single node reports one
                     failure = e if failure is None or isinstance(failure, Unavailable) else failure
+            if not parts and not missing and failure is None:
+                failure = empty[0]  # every shard is empty: as a single node answers for an empty index
         if failure is not None and not (self._partial is not None and isinstance(failure, Unavailable) and parts):
             raise failure
         if missing:  # allowed by the request: the answer says which shards it lacks
