@@ -8,6 +8,9 @@
   before anything is written, and a write is acknowledged once every copy has logged it. Upserts with ids
   are idempotent, so a write that failed part-way (503) is retried as is.
 - reads go to the copies of a shard that are in step, in turn (replicas for read throughput).
+- attributes: a write's are checked here for the whole write against the fields of every shard together, and
+  each owning shard logs its rows' values with the types resolved here; filtered and with_payload searches go
+  to every shard (with the index's fields, which a shard holding no value of one declares first) and merge.
 
 State the routes read on the event loop (names, info, counts) is cached here and refreshed by every answer a
 shard gives, so no route blocks the loop on a remote call; calls to shards run on the worker pool.
