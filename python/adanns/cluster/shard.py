@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..server import errors
+from ..server import errors, payloads
 from ..server.collection import Config
 from ..server.store import Store
 from . import manifest as manifest_io
@@ -60,7 +60,25 @@ class ShardCopy:
 
     def _describe(self, name: str) -> dict:
         c = self.store.get(name)
-        return {"info": c.info(), "seq": c._seq}
+        config = c.config.as_dict() if c.config else None  # the declared attributes, which info() does not show
+        return {"info": c.info(), "seq": c._seq, "config": config}
+
+    @staticmethod
+    def _declare(c, types: dict | None) -> None:
+        """Declares the cluster's field ``types`` that this shard does not hold yet (in memory): rows of a write
+        may all hash to other shards, yet a filter on the field, and the field types a later write here infers,
+        must be the same on every shard. A write's own types are logged with it (durable); the others are
+        declared again by the next write or filtered search that needs them, so a restart loses nothing."""
+        if not types or not c.filters or set(types) <= set(payloads.fields(c._attribute_target())):
+            return  # the common case: nothing to declare, no exclusive lock taken
+        with c.lock.write():
+            c.require(writing=False)
+            target = c._attribute_target()
+            held = payloads.fields(target)
+            try:
+                payloads.declare(target, {f: t for f, t in types.items() if f not in held})
+            except ValueError as e:
+                raise errors.Invalid(f"attributes: {e}") from None
 
     @_answer
     def status(self) -> dict:
@@ -77,9 +95,27 @@ class ShardCopy:
         self.store.delete(name)
 
     @_answer
-    def search(self, name: str, queries: np.ndarray, k: int, threads: int, knobs: dict):
-        res = self.store.get(name).search_checked(queries, k, threads, **knobs)
+    def search(self, name: str, queries: np.ndarray, k: int, threads: int, knobs: dict, types: dict | None = None):
+        """``types``: the cluster's attribute fields, when the search has a filter (see _declare)."""
+        c = self.store.get(name)
+        if knobs.get("filter") is not None:
+            self._declare(c, types)
+        res = c.search_checked(queries, k, threads, **knobs)
         return res.scores, res.ids, res.mflops
+
+    @_answer
+    def search_with_payload(self, name: str, queries: np.ndarray, k: int, threads: int, knobs: dict,
+                            types: dict | None = None):
+        """`search`, and the attributes of every hit (None at padding)."""
+        c = self.store.get(name)
+        if knobs.get("filter") is not None:
+            self._declare(c, types)
+        res, rows = c.search_with_payload(queries, k, threads, **knobs)
+        return res.scores, res.ids, res.mflops, rows
+
+    @_answer
+    def payload(self, name: str, id_: int):
+        return self.store.get(name).payload(id_)
 
     @_answer
     def missing(self, name: str, ids: np.ndarray) -> list:
@@ -93,8 +129,14 @@ class ShardCopy:
         return self.store.get(name)._next_id
 
     @_answer
-    def upsert(self, name: str, ids: np.ndarray, vectors: np.ndarray) -> dict:
-        self.store.get(name).upsert(ids, vectors)
+    def upsert(self, name: str, ids: np.ndarray, vectors: np.ndarray, attributes: dict | None = None,
+               types: dict | None = None) -> dict:
+        """``attributes``: this shard's rows of the write's columns; ``types``: the field types the ingress
+        resolved for the whole write (declared first, so that every shard stores and logs the same types)."""
+        c = self.store.get(name)
+        if attributes is not None:
+            self._declare(c, types)
+        c.upsert(ids, vectors, attributes)
         return self._describe(name)
 
     @_answer

@@ -8,6 +8,9 @@
   before anything is written, and a write is acknowledged once every copy has logged it. Upserts with ids
   are idempotent, so a write that failed part-way (503) is retried as is.
 - reads go to the copies of a shard that are in step, in turn (replicas for read throughput).
+- attributes: a write's are checked here for the whole write against the fields of every shard together, and
+  each owning shard logs its rows' values with the types resolved here; filtered and with_payload searches go
+  to every shard (with the index's fields, which a shard holding no value of one declares first) and merge.
 
 State the routes read on the event loop (names, info, counts) is cached here and refreshed by every answer a
 shard gives, so no route blocks the loop on a remote call; calls to shards run on the worker pool.
@@ -25,7 +28,7 @@ import numpy as np
 
 import adanns
 
-from ..server import errors
+from ..server import errors, payloads
 from ..server.collection import Collection, Config, _check_ids
 from ..server.errors import Conflict, Invalid, NotFound, Unavailable
 from ..server.rwlock import RWLock
@@ -110,7 +113,8 @@ class ShardedStore:
         with self._lock:
             for name in sorted(names):
                 if name not in self._collections:
-                    config = next(st[name]["info"] for st in self._status.values() if st and name in st)
+                    said = next(st[name] for st in self._status.values() if st and name in st)
+                    config = said.get("config") or said["info"]
                     self._collections[name] = ShardedCollection(self, name, config)
 
     # -------------------------------------------------------------------------------- per copy state
@@ -244,7 +248,9 @@ class ShardedCollection:
 
     def __init__(self, store: ShardedStore, name: str, config: dict):
         self.store, self.shards, self.name = store, store.shards, name
-        self.config = Config(config["dim"], config["metric"], config["kind"], config["params"])
+        self.config = Config(config["dim"], config["metric"], config["kind"], config["params"],
+                             config.get("attributes") or {})
+        self.filters = self.config.kind in payloads.kinds_with_filters()
         self.deleted = False
         self._partial = None  # a request's record when it allows a partial answer (see partial.py)
         # Writes hold it exclusively, searches shared: a search sees a write on every shard or on none (as a
@@ -276,12 +282,21 @@ class ShardedCollection:
             st, why = ("failed", "no copy answers") if p is None else (p["info"]["state"], p["info"]["reason"])
             if _STATE_RANK[st] > _STATE_RANK[state]:
                 state, reason = st, f"shard {s}: {why}"
-        base = {"name": self.name, **self.config.as_dict(), "state": state, "reason": reason}
+        base = {"name": self.name, **self.config.as_dict(), "state": state, "reason": reason, "attributes": None}
         infos = [p["info"] for p in parts if p is not None]
         if state == "failed" or any(i["count"] is None for i in infos):
             return {**base, "count": None, "trained": None, "bytes": None}
         return {**base, "count": sum(i["count"] for i in infos), "trained": all(i["trained"] for i in infos),
-                "bytes": sum(i["bytes"] for i in infos)}
+                "bytes": sum(i["bytes"] for i in infos), "attributes": self.fields() if self.filters else None}
+
+    def fields(self) -> dict:
+        """The attribute fields of the index (name -> type): those of every shard together (a field whose
+        rows all hash to one shard is still a field of the index, as on a single node)."""
+        out = dict(self.config.attributes)
+        for p in self._parts():
+            if p is not None:
+                out.update(p["info"].get("attributes") or {})
+        return out
 
     def stats(self) -> tuple[int, int]:
         info = self.info()
@@ -322,27 +337,65 @@ class ShardedCollection:
         raise Unavailable(f"shard {s} of index {self.name!r} is unavailable: {last}")
 
     def search_checked(self, queries: np.ndarray, k: int, threads: int, **knobs) -> adanns.SearchResult:
+        return self._scatter("search", queries, k, threads, knobs)[0]
+
+    def search_with_payload(self, queries: np.ndarray, k: int, threads: int, **knobs
+                            ) -> tuple[adanns.SearchResult, list[list[dict | None]]]:
+        """`search_checked`, and the attributes of every hit (None at padding), each from the shard that
+        found it, read with its search."""
+        return self._scatter("search_with_payload", queries, k, threads, knobs)
+
+    def payload(self, id_: int) -> dict | None:
+        """The attributes of one id, from its owning shard."""
+        self.require(writing=False)
+        with self._lock.read():
+            return self._read(int(shard_of(np.array([id_]), len(self.shards))[0]), "payload", id_)
+
+    def _holds_nothing(self, s: int) -> bool:
+        """Whether shard s holds no vectors of the index (as it last said; writes wait for searches)."""
+        said = self.store.described(s, self.name)
+        return said is not None and said["info"]["count"] == 0
+
+    def _scatter(self, method: str, queries: np.ndarray, k: int, threads: int, knobs: dict):
+        """Runs a search on every shard and merges: (result, payloads per hit, or None without them)."""
         self.require(writing=False)
         parts, failure = [], None
+        # A filter names fields that some shard may hold no value of: every shard declares them first.
+        types = self.fields() if knobs.get("filter") is not None and self.filters else None
         with self._lock.read():
-            futures = [self.shards.pool.submit(self._read, s, "search", queries, k, threads, knobs)
+            futures = [self.shards.pool.submit(self._read, s, method, queries, k, threads, knobs, types)
                        for s in range(len(self.shards))]
-            missing = []
+            missing, empty = [], []
             for s, f in enumerate(futures):
                 try:
                     parts.append(f.result())
                 except Unavailable as e:
                     missing.append(s)
                     failure = failure or e
+                except Invalid as e:
+                    if self._holds_nothing(s):  # a kind that refuses to search while empty (graph): no hits
+                        empty.append(e)
+                        continue
+                    failure = e if failure is None or isinstance(failure, Unavailable) else failure
                 except errors.ApiError as e:  # the first problem wins, as a single node reports one
                     failure = e if failure is None or isinstance(failure, Unavailable) else failure
+            if not parts and not missing and failure is None:
+                failure = empty[0]  # every shard is empty: as a single node answers for an empty index
         if failure is not None and not (self._partial is not None and isinstance(failure, Unavailable) and parts):
             raise failure
         if missing:  # allowed by the request: the answer says which shards it lacks
             self._partial["missing"] = missing
         scores, ids = merge_topk([(p[0], p[1]) for p in parts], k, self.config.metric)
         mflops = np.sum([p[2] for p in parts], axis=0)
-        return adanns.SearchResult(scores, ids, mflops)
+        result = adanns.SearchResult(scores, ids, mflops)
+        if method != "search_with_payload":
+            return result, None
+        # An id lives on one shard only, so its payload is the one that shard returned with it.
+        by_id = [{} for _ in range(len(ids))]
+        for p in parts:
+            for row, (hits, rows) in enumerate(zip(p[1].tolist(), p[3])):
+                by_id[row].update(zip(hits, rows))
+        return result, [[by_id[row][i] if i >= 0 else None for i in hits] for row, hits in enumerate(ids.tolist())]
 
     def search(self, queries, k, threads, **knobs):
         return self.search_checked(self.check_queries(queries), k, threads, **knobs)
@@ -378,19 +431,34 @@ class ShardedCollection:
         if failure is not None:
             raise failure
 
-    def upsert(self, ids: np.ndarray | None, vectors: np.ndarray) -> np.ndarray:
+    def upsert(self, ids: np.ndarray | None, vectors: np.ndarray, attributes: dict | None = None) -> np.ndarray:
+        """As a single node's: ``attributes`` (field -> a value per vector) are checked against the index's
+        field types for the whole write before any shard is written; each owning shard logs its rows' values
+        with the types resolved here, so inferred types are the same on every shard."""
         self.require(writing=True)
         given = ids is not None
         ids, vectors = self._check_vectors(ids if given else np.arange(len(vectors) if np.ndim(vectors) else 0),
                                            vectors)
+        if attributes is not None and not self.filters:
+            raise Invalid(f"index {self.name!r} is of kind {self.config.kind!r}, which does not store attributes "
+                          "(payloads); write the vectors without them")
         with self._lock.write():
+            types = None
+            if attributes is not None:
+                types = payloads.resolve(self.fields(), attributes, len(ids))["types"]
             if not given:  # consecutive ids after the largest in any shard, as a single node assigns them
                 first = max(self._read(s, "next_id") for s in range(len(self.shards)))
                 if first + len(ids) > np.iinfo(np.int64).max:
                     raise Invalid("default ids would pass 2^63-1: give the ids explicitly")
                 ids = np.arange(first, first + len(ids), dtype=np.int64)
             owner = shard_of(ids, len(self.shards))
-            self._write({s: (ids[owner == s], vectors[owner == s]) for s in np.unique(owner).tolist()}, "upsert")
+            per_shard = {}
+            for s in np.unique(owner).tolist():
+                rows = np.flatnonzero(owner == s)
+                columns = None if attributes is None else \
+                    {f: [column[i] for i in rows.tolist()] for f, column in attributes.items()}
+                per_shard[s] = (ids[rows], vectors[rows], columns, types)
+            self._write(per_shard, "upsert")
         return ids
 
     def remove(self, ids: np.ndarray) -> int:
