@@ -24,8 +24,10 @@ class GraphIndex(VectorIndex):
     ``M`` links per node (``2M`` on the bottom level), ``ef_construction`` the beam width of insertion,
     ``seed`` the level draws. ``storage="sq8"`` walks 8-bit codes of the prefix (one byte per coordinate,
     per-coordinate ranges from the first batch added; values outside are clamped) instead of the float
-    prefix: a quarter of the memory traffic per node; construction always uses the float prefixes. ``add(threads=1)`` builds the same graph for the same seed and data every
-    time; with more threads nodes are inserted concurrently and the graph depends on scheduling.
+    prefix: a quarter of the memory traffic per node, for searches and for the insertion walks (the
+    neighbours are then chosen on exact float prefix distances). ``add(threads=1)`` builds the same graph
+    for the same seed and data every time; with more threads nodes are inserted concurrently and the graph
+    depends on scheduling.
     ``remove`` leaves tombstones that searches skip; past 10% of the nodes the index consolidates
     (repairs the neighbourhoods of removed nodes and drops them)."""
 
