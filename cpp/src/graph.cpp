@@ -271,7 +271,11 @@ void GraphIndex::walk_layer(const Scorer& score, size_t ef, int level, Walk& w, 
     // kPrefetchLines cache lines: requesting every row at once (24 lines each for a float d384
     // prefix) fills the miss buffers and stalls the loop on the prefetches themselves (measured on
     // SPR: 30% of a d384 build's time); into L1, a few rows already stall it.
-    if (!w.cand.empty()) __builtin_prefetch(links(w.cand.front().second, level), 0, 3);
+    if (!w.cand.empty()) {
+      const uint32_t* next = links(w.cand.front().second, level);
+      for (size_t off = 0; off < (1 + cap(level)) * sizeof(uint32_t); off += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(next) + off, 0, 3);
+    }
     const size_t ahead = rows_ahead(score.row_bytes());
     for (size_t j = 0; j < std::min(ahead, w.todo.size()); ++j) prefetch_l2(score.row(w.todo[j]), score.row_bytes());
     for (size_t j = 0; j < w.todo.size(); ++j) {
@@ -554,9 +558,10 @@ void GraphIndex::consolidate_locked(int threads) {
     if (!deleted_[s]) renum[s] = static_cast<uint32_t>(live++);
   const size_t block = 1 + 2 * M_;
   std::vector<float> vectors(live * dim_), prefix(alias_ ? 0 : live * graph_dim_);
-  std::vector<uint32_t> links0(live * block);
+  AlignedVector<uint32_t> links0(live * block);
   std::vector<std::vector<uint32_t>> upper(live);
-  std::vector<uint8_t> levels(live), codes(codes_.empty() ? 0 : live * graph_dim_);
+  std::vector<uint8_t> levels(live);
+  AlignedVector<uint8_t> codes(codes_.empty() ? 0 : live * graph_dim_);
   std::vector<float> code_norms(code_norms_.empty() ? 0 : live);
   std::vector<idx_t> ids(live);
   for (size_t s = 0; s < n; ++s) {

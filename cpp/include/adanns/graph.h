@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "adanns/aligned.h"
 #include "adanns/id_map.h"
 #include "adanns/io.h"
 #include "adanns/row_store.h"
@@ -132,9 +133,9 @@ class GraphIndex {
   RowStore rows_;                          // full vectors and ids, one per slot
   std::vector<float> prefix_;              // slots x graph_dim (empty when alias_)
   std::vector<float> code_min_, code_step_;  // SQ8: value = min + code * step, per coordinate
-  std::vector<uint8_t> codes_;             // SQ8: slots x graph_dim
+  AlignedVector<uint8_t> codes_;           // SQ8: slots x graph_dim
   std::vector<float> code_norms_;          // SQ8 with l2: |decoded prefix|^2 per slot
-  std::vector<uint32_t> links0_;           // slots x (1 + 2M)
+  AlignedVector<uint32_t> links0_;         // slots x (1 + 2M)
   std::vector<std::vector<uint32_t>> upper_;  // per slot: level x (1 + M), levels 1..top
   std::vector<uint8_t> levels_, deleted_;
   size_t n_deleted_ = 0;

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import _core
@@ -45,11 +47,14 @@ class GraphIndex(VectorIndex):
         self._impl = _core.GraphIndex(dim, graph_dim, M, v.positive_int(ef_construction, "ef_construction"),
                                       v.metric(metric), v.positive_int(seed, "seed", minimum=0), storage)
 
-    graph_dim = native("graph_dim")
+    # Fixed for the index's life: read from the core once, so a one-query search makes a single native
+    # call (each native attribute read costs microseconds when the caches are cold).
+    dim = functools.cached_property(lambda self: self._impl.dim)
+    graph_dim = functools.cached_property(lambda self: self._impl.graph_dim)
+    storage = functools.cached_property(lambda self: self._impl.storage)
     M = native("M")
     ef_construction = native("ef_construction")
     seed = native("seed")
-    storage = native("storage")
     max_level = native("max_level")
 
     @property
@@ -96,8 +101,7 @@ class GraphIndex(VectorIndex):
         k = v.positive_int(k, "k")
         ef = DEFAULT_EF if ef is None else v.positive_int(ef, "ef")
         rd, rk, stages = self._rerank(m, k, ef, rerank_dim, rerank_k, funnel)
-        if len(self) == 0:
-            raise RuntimeError("the graph index is empty: add vectors before searching")
+        # An empty index: the core raises RuntimeError("the graph index is empty: ...").
         scores, ids, mflops = self._impl.search(q, k, ef, rd, rk, v.threads(threads), stages)
         return SearchResult(scores, ids, mflops)
 
