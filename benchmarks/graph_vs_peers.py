@@ -275,10 +275,10 @@ def run_search(c, args):
 
     for M, gd, storage in args.adanns:
         built(build_adanns(x, M, gd, storage)[0])
-    for M in (16, 32):
+    for M in args.hnswlib:
         built(build_hnswlib(x, M))
-    built(build_faiss(x, 32, sq8=False))
-    built(build_faiss(x, 32, sq8=True))
+    for kind in args.faiss:
+        built(build_faiss(x, 32, sq8=kind == "sq8"))
     with tempfile.TemporaryDirectory() as folder:
         for peer in args.peers:
             built({"usearch": lambda: optional_peer("usearch", build_usearch, x, 16),
@@ -417,8 +417,12 @@ def main():
     ap.add_argument("--synthetic", default="200000:768:1000", help="n:dim:queries of the synthetic corpus")
     ap.add_argument("--peers", default="usearch,ngt,svs,scann",
                     help="optional peers besides hnswlib and faiss (default %(default)s)")
+    ap.add_argument("--hnswlib", default="16,32", help="hnswlib M values (default %(default)s)")
+    ap.add_argument("--faiss", default="flat,sq8", help="faiss HNSW32 variants: flat, sq8 (default %(default)s)")
     args = ap.parse_args()
     args.peers = [p for p in args.peers.split(",") if p]
+    args.hnswlib = [int(m) for m in args.hnswlib.split(",") if m]
+    args.faiss = [f for f in args.faiss.split(",") if f]
     if args.corpus == "synthetic" and args.adanns == ap.get_default("adanns"):
         args.adanns = "16:192:sq8,16:384:sq8"
     args.adanns = [(int(m), int(d), st) for m, d, st in (c.split(":") for c in args.adanns.split(","))]
