@@ -129,11 +129,12 @@ def test_search_does_not_depend_on_the_thread_count(data):
     np.testing.assert_array_equal(a.mflops, b.mflops)
 
 
-def test_single_thread_build_is_deterministic_for_a_seed(data):
+@pytest.mark.parametrize("storage", ["float32", "sq8"])  # sq8: insertions walk the codes
+def test_single_thread_build_is_deterministic_for_a_seed(data, storage):
     x, q = data
     built = []
     for _ in range(2):
-        index = adanns.GraphIndex(48, graph_dim=24, M=8, ef_construction=40, seed=11)
+        index = adanns.GraphIndex(48, graph_dim=24, M=8, ef_construction=40, seed=11, storage=storage)
         index.add(x[:1500], threads=1)
         index.add(x[1500:], threads=1)
         built.append(index)

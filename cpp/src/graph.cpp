@@ -9,6 +9,7 @@
 
 #include "adanns/random.h"
 #include "adanns/threads.h"
+#include "adanns/visited_set.h"
 #include "simd/kernels.h"
 
 namespace adanns {
@@ -18,6 +19,7 @@ namespace {
 constexpr int kMaxLevel = 30;
 constexpr size_t kMaxM = 256;
 constexpr size_t kLockStripes = size_t(1) << 14;
+constexpr size_t kPrefetchLines = 24;
 
 using Scored = std::pair<float, uint32_t>;  // (distance, slot); pair order breaks ties by slot
 inline bool farther(const Scored& a, const Scored& b) { return a > b; }
@@ -25,6 +27,12 @@ inline bool farther(const Scored& a, const Scored& b) { return a > b; }
 inline void prefetch_l2(const void* row, size_t bytes) {
   const char* p = static_cast<const char*>(row);
   for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 2);
+}
+
+// Rows to request ahead of the one being scored so that about kPrefetchLines lines are in flight.
+inline size_t rows_ahead(size_t row_bytes) {
+  const size_t lines = (row_bytes + 63) / 64;
+  return std::max<size_t>(1, kPrefetchLines / lines);
 }
 
 void normalise(float* x, size_t d) {
@@ -48,15 +56,13 @@ class NodeLocks {
   std::mutex stripes_[kLockStripes];
 };
 
-// One thread's traversal state: visited marks (an epoch per walk, so nothing is cleared between
-// walks), the two heaps and the kernel of the metric.
+// One thread's traversal state: the visited set, the two heaps and the kernel of the metric.
 struct GraphIndex::Walk {
   simd::BlockFn kernel = nullptr;
   simd::DotU8Fn dot_u8 = nullptr;
   bool l2 = false;
   std::vector<float> scaled;  // SQ8: the query times the code steps
-  std::vector<uint32_t> mark;
-  uint32_t epoch = 0;
+  VisitedSet visited;
   std::vector<Scored> cand, top, entries;
   std::vector<uint32_t> list, todo;
   size_t scored = 0;  // distances computed (for MFLOPs)
@@ -65,18 +71,6 @@ struct GraphIndex::Walk {
     l2 = metric == Metric::L2;
     kernel = l2 ? simd::kernels().block_l2 : simd::kernels().block_ip;
     dot_u8 = simd::kernels().dot_u8;
-  }
-  void begin(size_t n) {
-    if (mark.size() < n) mark.resize(n, 0);
-    if (++epoch == 0) {  // wrapped: old marks could collide with new epochs
-      std::fill(mark.begin(), mark.end(), 0);
-      epoch = 1;
-    }
-  }
-  bool first_visit(uint32_t s) {
-    if (mark[s] == epoch) return false;
-    mark[s] = epoch;
-    return true;
   }
   float distance(const float* a, const float* b, size_t d) {
     float v;
@@ -249,11 +243,11 @@ template <class Scorer>
 void GraphIndex::walk_layer(const Scorer& score, size_t ef, int level, Walk& w, NodeLocks* locks,
                             const AllowedIds* filter) const {
   auto keepable = [&](uint32_t u) { return !deleted_[u] && (!filter || filter->allows(rows_.ids()[u])); };
-  w.begin(slots());
+  w.visited.begin();
   w.cand.clear();
   w.top.clear();
   for (const Scored& e : w.entries) {
-    if (!w.first_visit(e.second)) continue;
+    if (!w.visited.insert(e.second)) continue;
     w.cand.push_back(e);
     std::push_heap(w.cand.begin(), w.cand.end(), farther);
     if (keepable(e.second)) {
@@ -273,15 +267,22 @@ void GraphIndex::walk_layer(const Scorer& score, size_t ef, int level, Walk& w, 
       list = w.list.data();
     }
     w.todo.clear();
-    for (uint32_t j = 1; j <= list[0]; ++j) __builtin_prefetch(w.mark.data() + list[j], 0, 3);
     for (uint32_t j = 1; j <= list[0]; ++j)
-      if (w.first_visit(list[j])) w.todo.push_back(list[j]);
-    // The walk is bound by memory latency: request the next candidate's links and every new
-    // neighbour's prefix now, into L2 (into L1, a few rows fill its miss buffers and stall the loop;
-    // measured on SPR: about 15% fewer queries per second).
-    if (!w.cand.empty()) __builtin_prefetch(links(w.cand.front().second, level), 0, 3);
-    for (uint32_t u : w.todo) prefetch_l2(score.row(u), score.row_bytes());
+      if (w.visited.insert(list[j])) w.todo.push_back(list[j]);
+    // The walk is bound by memory latency: request the next candidate's links now, and the new
+    // neighbours' rows a window ahead of the one being scored, into L2. The window holds about
+    // kPrefetchLines cache lines: requesting every row at once (24 lines each for a float d384
+    // prefix) fills the miss buffers and stalls the loop on the prefetches themselves (measured on
+    // SPR: 30% of a d384 build's time); into L1, a few rows already stall it.
+    if (!w.cand.empty()) {
+      const uint32_t* next = links(w.cand.front().second, level);
+      for (size_t off = 0; off < (1 + cap(level)) * sizeof(uint32_t); off += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(next) + off, 0, 3);
+    }
+    const size_t ahead = rows_ahead(score.row_bytes());
+    for (size_t j = 0; j < std::min(ahead, w.todo.size()); ++j) prefetch_l2(score.row(w.todo[j]), score.row_bytes());
     for (size_t j = 0; j < w.todo.size(); ++j) {
+      if (j + ahead < w.todo.size()) prefetch_l2(score.row(w.todo[j + ahead]), score.row_bytes());
       uint32_t u = w.todo[j];
       float d = score(u, w);
       if (w.top.size() < ef || d < w.top.front().first) {
@@ -328,6 +329,29 @@ Scored GraphIndex::descend(const Scorer& score, uint32_t entry, int top, int sto
   return {dcur, cur};
 }
 
+GraphIndex::CodeScorer GraphIndex::code_scorer(const float* q, Walk& w) const {
+  w.scaled.resize(graph_dim_);
+  double offset = 0, norm = 0;
+  for (size_t j = 0; j < graph_dim_; ++j) {
+    w.scaled[j] = q[j] * code_step_[j];
+    offset += static_cast<double>(q[j]) * code_min_[j];
+    norm += static_cast<double>(q[j]) * q[j];
+  }
+  return CodeScorer{*this, w.scaled.data(), static_cast<float>(offset), static_cast<float>(norm)};
+}
+
+// Exact prefix distances from q for candidates a walk scored on codes (prefetched a few rows ahead:
+// they are scattered).
+void GraphIndex::rescore(const float* q, std::vector<Scored>& cand, Walk& w) const {
+  constexpr size_t kAhead = 4;
+  const size_t bytes = graph_dim_ * sizeof(float);
+  for (size_t i = 0; i < std::min(kAhead, cand.size()); ++i) prefetch_l2(node_prefix(cand[i].second), bytes);
+  for (size_t i = 0; i < cand.size(); ++i) {
+    if (i + kAhead < cand.size()) prefetch_l2(node_prefix(cand[i + kAhead].second), bytes);
+    cand[i].first = w.distance(q, node_prefix(cand[i].second), graph_dim_);
+  }
+}
+
 void GraphIndex::insert(uint32_t node, Walk& w, NodeLocks& locks) {
   const int level = levels_[node];
   std::unique_lock<std::mutex> entry_lock(locks.entry);
@@ -342,12 +366,22 @@ void GraphIndex::insert(uint32_t node, Walk& w, NodeLocks& locks) {
   // starts from an entry point whose levels are still empty.
   if (level <= top) entry_lock.unlock();
   const float* q = node_prefix(node);
-  const FloatScorer score{*this, q};
-  w.entries.assign(1, descend(score, static_cast<uint32_t>(entry), top, level, w, &locks));
+  // With SQ8 storage the insertion walks score the codes, like searches: a quarter of the memory
+  // traffic of the float prefixes, which bounds a build. The neighbour heuristic then works on exact
+  // distances: the walk's candidates are re-scored with the float prefixes.
+  const bool coded = storage_ == GraphStorage::SQ8;
+  const FloatScorer exact{*this, q};
+  const CodeScorer codes = coded ? code_scorer(q, w) : CodeScorer{*this, nullptr, 0.f, 0.f};
+  w.entries.assign(1, coded ? descend(codes, static_cast<uint32_t>(entry), top, level, w, &locks)
+                            : descend(exact, static_cast<uint32_t>(entry), top, level, w, &locks));
   std::vector<Scored> cand;
   for (int l = std::min(level, top); l >= 0; --l) {
-    walk_layer(score, ef_construction_, l, w, &locks);
+    if (coded)
+      walk_layer(codes, ef_construction_, l, w, &locks);
+    else
+      walk_layer(exact, ef_construction_, l, w, &locks);
     cand = w.top;
+    if (coded) rescore(q, cand, w);
     std::vector<uint32_t> chosen = prune(node, cand, M_, w);
     {
       std::lock_guard<std::mutex> g(locks[node]);
@@ -527,9 +561,10 @@ void GraphIndex::consolidate_locked(int threads) {
     if (!deleted_[s]) renum[s] = static_cast<uint32_t>(live++);
   const size_t block = 1 + 2 * M_;
   std::vector<float> vectors(live * dim_), prefix(alias_ ? 0 : live * graph_dim_);
-  std::vector<uint32_t> links0(live * block);
+  AlignedVector<uint32_t> links0(live * block);
   std::vector<std::vector<uint32_t>> upper(live);
-  std::vector<uint8_t> levels(live), codes(codes_.empty() ? 0 : live * graph_dim_);
+  std::vector<uint8_t> levels(live);
+  AlignedVector<uint8_t> codes(codes_.empty() ? 0 : live * graph_dim_);
   std::vector<float> code_norms(code_norms_.empty() ? 0 : live);
   std::vector<idx_t> ids(live);
   for (size_t s = 0; s < n; ++s) {
@@ -643,14 +678,7 @@ void GraphIndex::search(const float* q, size_t nq, size_t qdim, const SearchPara
         const float* qi = pq.scan.data() + i * graph_dim_;
         w.scored = 0;
         if (storage_ == GraphStorage::SQ8) {
-          w.scaled.resize(graph_dim_);
-          double offset = 0, norm = 0;
-          for (size_t j = 0; j < graph_dim_; ++j) {
-            w.scaled[j] = qi[j] * code_step_[j];
-            offset += static_cast<double>(qi[j]) * code_min_[j];
-            norm += static_cast<double>(qi[j]) * qi[j];
-          }
-          const CodeScorer score{*this, w.scaled.data(), static_cast<float>(offset), static_cast<float>(norm)};
+          const CodeScorer score = code_scorer(qi, w);
           w.entries.assign(1, descend(score, static_cast<uint32_t>(entry_), max_level_, 0, w, nullptr));
           walk_layer(score, beam, 0, w, nullptr, filter);
         } else {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <unistd.h>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "adanns/pq_index.h"
 #include "adanns/random.h"
 #include "adanns/simd.h"
+#include "adanns/visited_set.h"
 
 using namespace adanns;
 
@@ -653,6 +655,25 @@ static void test_fastscan_levels_on_awkward_sizes() {
       }
 }
 
+// The graph walks' visited set against std::set over walks of very different sizes (the table grows
+// within a walk and shrinks back between walks), with node ids spread over the whole 32-bit range.
+static void test_visited_set_matches_std_set() {
+  Rng rng(31);
+  VisitedSet visited;
+  for (size_t walk = 0; walk < 60; ++walk) {
+    const size_t inserts = walk % 7 == 0 ? 20000 : 1 + rng.next() % 900;
+    const uint64_t range = walk % 3 == 0 ? 0xFFFFFFFEull : 1 + rng.next() % 3000;
+    visited.begin();
+    std::set<uint32_t> oracle;
+    for (size_t i = 0; i < inserts; ++i) {
+      uint32_t node = static_cast<uint32_t>(rng.next() % range);
+      bool fresh = oracle.insert(node).second;
+      EXPECT(visited.insert(node) == fresh, "walk %zu: node %u inserted twice or missed", walk, node);
+    }
+    EXPECT(visited.size() == oracle.size(), "walk %zu: %zu visited, expected %zu", walk, visited.size(), oracle.size());
+  }
+}
+
 // The graph under the sanitizers: a two-thread build (the striped locks), tombstones, consolidation,
 // upsert, a search at every SIMD level, a file round trip and a corrupted file.
 static void test_graph_churn_and_file() {
@@ -974,6 +995,7 @@ int main() {
   test_pq_index_roundtrip();
   test_fastscan_levels_on_awkward_sizes();
   test_format_fuzz();
+  test_visited_set_matches_std_set();
   test_graph_churn_and_file();
   if (failures) {
     std::fprintf(stderr, "%d failure(s)\n", failures);

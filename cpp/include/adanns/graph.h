@@ -3,12 +3,13 @@
 //
 // Storage per node (a "slot"): the full vector (RowStore, may be memory-mapped), a fixed block of
 // level-0 links (count + 2M slots) and, for the few nodes above level 0, M links per upper level.
-// Distances between nodes (construction) use the first graph_dim coordinates of the stored vectors
-// (ip, l2), or a unit-normalised copy of that prefix (cosine). Queries walk the same float prefixes
-// (storage Float32) or a compact copy of them as 8-bit codes (storage SQ8: one byte per coordinate,
-// a per-coordinate range learnt from the first batch added, values outside it clamped): a node then
-// costs graph_dim bytes of memory traffic instead of 4 * graph_dim. Either way the walk's candidates
-// are re-ranked with the full float vectors.
+// Distances between nodes use the first graph_dim coordinates of the stored vectors (ip, l2), or a
+// unit-normalised copy of that prefix (cosine). Walks score nodes on those float prefixes (storage
+// Float32) or on a compact copy of them as 8-bit codes (storage SQ8: one byte per coordinate, a
+// per-coordinate range learnt from the first batch added, values outside it clamped): a node then
+// costs graph_dim bytes of memory traffic instead of 4 * graph_dim. Searches re-rank the walk's
+// candidates with the full float vectors; insertions walk the same way (codes with SQ8) and choose
+// neighbours by the HNSW heuristic on exact float prefix distances.
 //
 // Removal marks a tombstone: traversal still walks through the node but never returns it. When
 // tombstones pass kConsolidateFraction of the slots, consolidate() repairs every neighbour list
@@ -30,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "adanns/aligned.h"
 #include "adanns/id_map.h"
 #include "adanns/io.h"
 #include "adanns/row_store.h"
@@ -124,6 +126,8 @@ class GraphIndex {
   void encode(size_t slot);  // SQ8 codes of one node from its prefix
   struct FloatScorer;
   struct CodeScorer;
+  CodeScorer code_scorer(const float* q, Walk& w) const;  // SQ8: scores nodes' codes against q
+  void rescore(const float* q, std::vector<std::pair<float, uint32_t>>& cand, Walk& w) const;
   void tombstone(idx_t id);
   void consolidate_locked(int threads);
   void scan_exact(const PreparedQueries& pq, std::vector<TopK>& heaps, const AllowedIds* filter = nullptr) const;
@@ -138,9 +142,9 @@ class GraphIndex {
   RowStore rows_;                          // full vectors and ids, one per slot
   std::vector<float> prefix_;              // slots x graph_dim (empty when alias_)
   std::vector<float> code_min_, code_step_;  // SQ8: value = min + code * step, per coordinate
-  std::vector<uint8_t> codes_;             // SQ8: slots x graph_dim
+  AlignedVector<uint8_t> codes_;           // SQ8: slots x graph_dim
   std::vector<float> code_norms_;          // SQ8 with l2: |decoded prefix|^2 per slot
-  std::vector<uint32_t> links0_;           // slots x (1 + 2M)
+  AlignedVector<uint32_t> links0_;         // slots x (1 + 2M)
   std::vector<std::vector<uint32_t>> upper_;  // per slot: level x (1 + M), levels 1..top
   std::vector<uint8_t> levels_, deleted_;
   size_t n_deleted_ = 0;

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import _core
@@ -24,8 +26,10 @@ class GraphIndex(VectorIndex):
     ``M`` links per node (``2M`` on the bottom level), ``ef_construction`` the beam width of insertion,
     ``seed`` the level draws. ``storage="sq8"`` walks 8-bit codes of the prefix (one byte per coordinate,
     per-coordinate ranges from the first batch added; values outside are clamped) instead of the float
-    prefix: a quarter of the memory traffic per node; construction always uses the float prefixes. ``add(threads=1)`` builds the same graph for the same seed and data every
-    time; with more threads nodes are inserted concurrently and the graph depends on scheduling.
+    prefix: a quarter of the memory traffic per node, for searches and for the insertion walks (the
+    neighbours are then chosen on exact float prefix distances). ``add(threads=1)`` builds the same graph
+    for the same seed and data every time; with more threads nodes are inserted concurrently and the graph
+    depends on scheduling.
     ``remove`` leaves tombstones that searches skip; past 10% of the nodes the index consolidates
     (repairs the neighbourhoods of removed nodes and drops them)."""
 
@@ -43,11 +47,14 @@ class GraphIndex(VectorIndex):
         self._impl = _core.GraphIndex(dim, graph_dim, M, v.positive_int(ef_construction, "ef_construction"),
                                       v.metric(metric), v.positive_int(seed, "seed", minimum=0), storage)
 
-    graph_dim = native("graph_dim")
+    # Fixed for the index's life: read from the core once, so a one-query search makes a single native
+    # call (each native attribute read costs microseconds when the caches are cold).
+    dim = functools.cached_property(lambda self: self._impl.dim)
+    graph_dim = functools.cached_property(lambda self: self._impl.graph_dim)
+    storage = functools.cached_property(lambda self: self._impl.storage)
     M = native("M")
     ef_construction = native("ef_construction")
     seed = native("seed")
-    storage = native("storage")
     max_level = native("max_level")
 
     @property
@@ -115,8 +122,7 @@ class GraphIndex(VectorIndex):
         k = v.positive_int(k, "k")
         ef = DEFAULT_EF if ef is None else v.positive_int(ef, "ef")
         rd, rk, stages = self._rerank(m, k, ef, rerank_dim, rerank_k, funnel)
-        if len(self) == 0:
-            raise RuntimeError("the graph index is empty: add vectors before searching")
+        # An empty index: the core raises RuntimeError("the graph index is empty: ...").
         scores, ids, mflops = self._impl.search(q, k, ef, rd, rk, v.threads(threads), stages, self._allowed(filter))
         return SearchResult(scores, ids, mflops)
 
