@@ -33,6 +33,19 @@ class Attributed:
             self._attrs = AttributeStore(self._held_ids())
         return self._attrs
 
+    def upsert(self, x, ids, attributes=None, **add_kwargs) -> None:
+        """Adds the vectors, replacing those (and their attributes) whose ids the index already holds."""
+        x = v.as_vectors(x, "x", dim=self.dim)
+        ids = v.as_ids(ids, x.shape[0])
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be unique in an upsert batch")
+        if attributes is not None:
+            self._store().prepare(attributes, x.shape[0])  # reject bad attributes before removing anything
+        present = ids[np.isin(ids, self._held_ids())]
+        if len(present):
+            self.remove(present)
+        self.add(x, ids, attributes=attributes, **add_kwargs)
+
     def declare(self, field: str, type: str) -> None:
         """Declares an attribute field: "keyword", "int", "float" or "bool" (else inferred on first use)."""
         self._store().declare(field, type)
@@ -117,19 +130,6 @@ class VectorIndex(Attributed, Tunable):
 
     def __contains__(self, id_) -> bool:
         return bool(np.isin(id_, self._impl.ids()).all())
-
-    def upsert(self, x, ids, attributes=None, **add_kwargs) -> None:
-        """Adds the vectors, replacing those (and their attributes) whose ids the index already holds."""
-        x = v.as_vectors(x, "x", dim=self.dim)
-        ids = v.as_ids(ids, x.shape[0])
-        if len(np.unique(ids)) != len(ids):
-            raise ValueError("ids must be unique in an upsert batch")
-        if attributes is not None:
-            self._store().prepare(attributes, x.shape[0])  # reject bad attributes before removing anything
-        present = ids[np.isin(ids, self._impl.ids())]
-        if len(present):
-            self.remove(present)
-        self.add(x, ids, attributes=attributes, **add_kwargs)
 
     def _held_ids(self) -> np.ndarray:
         return self._impl.ids()

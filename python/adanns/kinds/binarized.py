@@ -94,19 +94,6 @@ class BinarizedIndex(Attributed, Tunable):
             self._attrs.remove(ids)
         return n
 
-    def upsert(self, x, ids, attributes: dict | None = None, threads: int | None = None) -> None:
-        """Adds the vectors, replacing those (and their attributes) whose ids the index already holds."""
-        x = v.as_vectors(x, "x", dim=self.dim)
-        ids = v.as_ids(ids, x.shape[0])
-        if len(np.unique(ids)) != len(ids):
-            raise ValueError("ids must be unique in an upsert batch")
-        if attributes is not None:
-            self._store().prepare(attributes, x.shape[0])  # reject bad attributes before removing anything
-        present = ids[np.isin(ids, self._codes.ids())]
-        if len(present):
-            self.remove(present)
-        self.add(x, ids, attributes=attributes)
-
     def _held_ids(self) -> np.ndarray:
         return self._codes.ids()
 
