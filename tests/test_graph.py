@@ -390,7 +390,7 @@ def test_service_kind_graph_matches_the_python_api(tmp_path, rng):
         server.stop()
 
 
-@pytest.mark.parametrize("d", [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 384])
+@pytest.mark.parametrize("d", [1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 64, 65, 80, 100, 130, 192, 384])
 def test_sq8_dot_kernel_matches_float64_at_every_level(each_simd_level, d, rng):
     q = rng.standard_normal((3, d)).astype(np.float32)
     codes = rng.integers(0, 256, (11, d), dtype=np.uint8)

@@ -22,7 +22,11 @@ constexpr size_t kLockStripes = size_t(1) << 14;
 constexpr size_t kPrefetchLines = 24;
 
 using Scored = std::pair<float, uint32_t>;  // (distance, slot); pair order breaks ties by slot
-inline bool farther(const Scored& a, const Scored& b) { return a > b; }
+// A functor, not a function: the heap algorithms then inline it (a function pointer was called).
+struct Farther {
+  bool operator()(const Scored& a, const Scored& b) const { return a > b; }
+};
+constexpr Farther farther{};
 
 inline void prefetch_l2(const void* row, size_t bytes) {
   const char* p = static_cast<const char*>(row);
@@ -107,6 +111,14 @@ struct GraphIndex::CodeScorer {
   size_t row_bytes() const { return g.graph_dim_; }
 };
 
+// Out of line on purpose: when the walk could see that its state is a thread_local, the compiler
+// re-derived the address on every visited-set insert, a call to __tls_get_addr in a shared library
+// (measured: 7% of a single query's time).
+__attribute__((noinline)) GraphIndex::Walk& GraphIndex::thread_walk() {
+  thread_local Walk walk;
+  return walk;
+}
+
 GraphIndex::GraphIndex(size_t dim, size_t graph_dim, size_t M, size_t ef_construction, Metric metric,
                        uint64_t seed, GraphStorage storage)
     : dim_(dim), graph_dim_(graph_dim), M_(M), ef_construction_(ef_construction), metric_(metric), seed_(seed),
@@ -141,15 +153,6 @@ size_t GraphIndex::bytes() const {
   for (const auto& u : upper_) upper += u.size();
   return rows_.vector_bytes(dim_) + (prefix_.size() + links0_.size() + upper + code_norms_.size()) * 4 +
          codes_.size() + slots() * (sizeof(idx_t) + 2);
-}
-
-uint32_t* GraphIndex::links(size_t slot, int level) {
-  if (level == 0) return links0_.data() + slot * (1 + 2 * M_);
-  return upper_[slot].data() + (level - 1) * (1 + M_);
-}
-
-const uint32_t* GraphIndex::links(size_t slot, int level) const {
-  return const_cast<GraphIndex*>(this)->links(slot, level);
 }
 
 int GraphIndex::draw_level(uint64_t counter) const {
@@ -560,7 +563,8 @@ void GraphIndex::consolidate_locked(int threads) {
   for (size_t s = 0; s < n; ++s)
     if (!deleted_[s]) renum[s] = static_cast<uint32_t>(live++);
   const size_t block = 1 + 2 * M_;
-  std::vector<float> vectors(live * dim_), prefix(alias_ ? 0 : live * graph_dim_);
+  AlignedVector<float> vectors(live * dim_);
+  std::vector<float> prefix(alias_ ? 0 : live * graph_dim_);
   AlignedVector<uint32_t> links0(live * block);
   std::vector<std::vector<uint32_t>> upper(live);
   std::vector<uint8_t> levels(live);
@@ -672,7 +676,7 @@ void GraphIndex::search(const float* q, size_t nq, size_t qdim, const SearchPara
       scan_exact(pq, heaps, filter);
       for (size_t i = 0; i < nc; ++i) mflops[b + i] = static_cast<double>(live) * qdim * 1e-6;
     } else {
-      thread_local Walk w;
+      Walk& w = thread_walk();
       w.use(metric_);
       for (size_t i = 0; i < nc; ++i) {
         const float* qi = pq.scan.data() + i * graph_dim_;
@@ -844,7 +848,7 @@ std::unique_ptr<GraphIndex> GraphIndex::from_file(IndexFile f) {
     g.rows_.set_view(data, std::move(ids));
     g.mapping_ = f.mapping;
   } else {
-    g.rows_.set_owned(std::vector<float>(data, data + n * dim), std::move(ids));
+    g.rows_.set_owned(AlignedVector<float>(data, data + n * dim), std::move(ids));
   }
   if (g.storage_ == GraphStorage::SQ8) {  // codes are derived data: re-encoded, not stored
     ADANNS_CHECK(n == 0 || ranges == graph_dim, "corrupt index file: SQ8 nodes without code ranges");

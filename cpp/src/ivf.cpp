@@ -370,7 +370,7 @@ std::unique_ptr<IVFIndex> IVFIndex::from_file(IndexFile f) {
     if (f.mapping) {
       index->lists_[l].set_view(v, std::move(ids));
     } else {
-      index->lists_[l].set_owned(std::vector<float>(v, v + n * dim), std::move(ids));
+      index->lists_[l].set_owned(AlignedVector<float>(v, v + n * dim), std::move(ids));
     }
     offset += n * dim;
   }

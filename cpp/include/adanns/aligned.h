@@ -3,7 +3,10 @@
 // (malloc aligns to 16 bytes only, so a 192-byte row would touch four lines instead of three.)
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
+#include <cstdlib>
 #include <new>
 #include <vector>
 
@@ -13,13 +16,25 @@ template <class T>
 struct CacheAligned {
   using value_type = T;
   static constexpr std::align_val_t kAlign{64};
+  static constexpr size_t kHuge = size_t(2) << 20;
+  static constexpr size_t kHugeFrom = size_t(8) << 20;
 
   CacheAligned() = default;
   template <class U>
   CacheAligned(const CacheAligned<U>&) {}
 
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
-  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  T* allocate(size_t n) {
+    const size_t bytes = n * sizeof(T);
+    if (bytes < kHugeFrom) return static_cast<T*>(::operator new(bytes, kAlign));
+    void* p = std::aligned_alloc(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
+    if (!p) throw std::bad_alloc();
+    madvise(p, bytes, MADV_HUGEPAGE);
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t n) {
+    if (n * sizeof(T) < kHugeFrom) ::operator delete(p, kAlign);
+    else std::free(p);
+  }
 
   template <class U>
   bool operator==(const CacheAligned<U>&) const { return true; }

@@ -104,13 +104,17 @@ class GraphIndex {
 
  private:
   struct Walk;  // per-thread traversal state (graph.cpp)
+  static Walk& thread_walk();
   size_t slots() const { return rows_.size(); }
   size_t cap(int level) const { return level == 0 ? 2 * M_ : M_; }
   const float* node_prefix(size_t slot) const {
     return alias_ ? rows_.row(slot, dim_) : prefix_.data() + slot * graph_dim_;
   }
-  uint32_t* links(size_t slot, int level);  // [count, neighbours...]
-  const uint32_t* links(size_t slot, int level) const;
+  uint32_t* links(size_t slot, int level) {  // [count, neighbours...]
+    if (level == 0) return links0_.data() + slot * (1 + 2 * M_);
+    return upper_[slot].data() + (level - 1) * (1 + M_);
+  }
+  const uint32_t* links(size_t slot, int level) const { return const_cast<GraphIndex*>(this)->links(slot, level); }
   int draw_level(uint64_t counter) const;
   void append_node(const float* x, idx_t id);
   void insert(uint32_t node, Walk& w, NodeLocks& locks);

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "adanns/aligned.h"
+
 namespace adanns {
 
 enum class IndexKind : uint32_t { Flat = 1, IVF = 2, Binary = 3, PQ = 4, Graph = 5 };
@@ -88,7 +90,7 @@ struct IndexFile {
   std::vector<uint8_t> meta;
   // The data section: inside `mapping` when memory-mapped, else in `owned`.
   std::shared_ptr<MappedFile> mapping;
-  std::vector<float> owned;
+  AlignedVector<float> owned;
   const float* data = nullptr;
   size_t data_floats = 0;
 };

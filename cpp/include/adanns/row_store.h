@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "adanns/aligned.h"
 #include "adanns/common.h"
 
 namespace adanns {
@@ -53,7 +54,7 @@ class RowStore {
     mapped_ = ids.empty() ? nullptr : vectors;
     ids_ = std::move(ids);
   }
-  void set_owned(std::vector<float> vectors, std::vector<idx_t> ids) {
+  void set_owned(AlignedVector<float> vectors, std::vector<idx_t> ids) {
     mapped_ = nullptr;
     owned_ = std::move(vectors);
     ids_ = std::move(ids);
@@ -68,7 +69,7 @@ class RowStore {
     mapped_ = nullptr;
   }
 
-  std::vector<float> owned_;
+  AlignedVector<float> owned_;
   const float* mapped_ = nullptr;
   std::vector<idx_t> ids_;
 };

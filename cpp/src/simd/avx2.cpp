@@ -192,14 +192,23 @@ void gemm_packed(const float* q, size_t nq, size_t qs, const float* packed, size
   }
 }
 
-// 8 codes widened to floats per step; the tail goes through a zero-padded copy.
+// 8 codes widened to floats per step; the tail goes through a zero-padded copy. Four accumulators:
+// a graph walk scores one code at a time, so the FMA latency chain bounds the kernel.
 float dot_u8(const float* q, const unsigned char* code, size_t d) {
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+         acc3 = _mm256_setzero_ps();
   size_t j = 0;
-  for (; j + 8 <= d; j += 8) {
-    __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(code + j));
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c)), acc);
+  auto widen = [&](size_t at) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(code + at))));
+  };
+  for (; j + 32 <= d; j += 32) {
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), widen(j), acc);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), widen(j + 8), acc1);
+    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 16), widen(j + 16), acc2);
+    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 24), widen(j + 24), acc3);
   }
+  for (; j + 8 <= d; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), widen(j), acc);
+  acc = _mm256_add_ps(_mm256_add_ps(acc, acc1), _mm256_add_ps(acc2, acc3));
   if (j < d) {
     alignas(32) float qt[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     unsigned char ct[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -178,14 +178,23 @@ void gemm_packed(const float* q, size_t nq, size_t qs, const float* packed, size
 }
 
 // 16 codes widened to floats per step (AVX-512F only: the tail is a masked float load and a
-// zero-padded copy of the codes).
+// zero-padded copy of the codes). Four accumulators: a graph walk scores one code at a time, so the
+// FMA latency chain, not throughput, bounds the kernel.
 float dot_u8(const float* q, const unsigned char* code, size_t d) {
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+         acc3 = _mm512_setzero_ps();
   size_t j = 0;
-  for (; j + 16 <= d; j += 16) {
-    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(code + j));
-    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(c)), acc);
+  auto widen = [&](size_t at) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + at))));
+  };
+  for (; j + 64 <= d; j += 64) {
+    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), widen(j), acc);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16), widen(j + 16), acc1);
+    acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 32), widen(j + 32), acc2);
+    acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 48), widen(j + 48), acc3);
   }
+  for (; j + 16 <= d; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), widen(j), acc);
+  acc = _mm512_add_ps(_mm512_add_ps(acc, acc1), _mm512_add_ps(acc2, acc3));
   if (j < d) {
     unsigned char ct[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     for (size_t t = 0; j + t < d; ++t) ct[t] = code[j + t];
