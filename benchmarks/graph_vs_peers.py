@@ -22,7 +22,7 @@ Sections (``--only``, comma-separated; default all):
   search  Build every index with 2 threads (build time, memory), sweep ef (and the peers' knobs) for
           recall@10; per system the cheapest setting reaching each target is re-timed with the others in
           turns (batch of 1,000 queries per call, 1 thread, best of --repeats + 2) and one query per call
-          (p50). Targets: adanns' fastest setting at recall >= 0.95 at least 1.5x the best of hnswlib / faiss,
+          (p50, warm: systems in turns per block of 100 queries; cold: in turns per query). Targets: adanns' fastest setting at recall >= 0.95 at least 1.5x the best of hnswlib / faiss,
           at >= 0.98 1.3x; single-query p50 latency (one query per call) at recall 0.95 at most 0.7x theirs;
           build time with 2 threads at most hnswlib's at the same M; size at most 1.3x hnswlib's.
   churn   30% of the vectors removed (in three batches, consolidated as they go) and added again: recall
@@ -252,16 +252,31 @@ def cheapest_at(rows, target):
     return next((r for r in rows if r["recall"] >= target), None)
 
 
-def p50_single_query_us(chosen, q, n=500):
-    """Median time of one query per call, the systems taking turns query by query."""
-    times = {name: [] for name in chosen}
-    for i in range(min(n, len(q))):
+def p50_single_query_us(chosen, q, n=500, block=100):
+    """Median time of one query per call, two ways, on the same n queries:
+    - cold: the systems take turns query by query, so each query finds the caches holding the other
+      systems' data (a server whose memory is shared with other work);
+    - warm: the systems take turns block by block (`block` queries each), so each query follows queries
+      on the same index (a server answering one index; the ann-benchmarks convention).
+    Returns {name: {"cold": us, "warm": us}}."""
+    n = min(n, len(q))
+    cold = {name: [] for name in chosen}
+    warm = {name: [] for name in chosen}
+    for i in range(n):
         one = q[i:i + 1]
         for name, (system, setting) in chosen.items():
             t = time.perf_counter()
             system.search(one, **setting)
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(v) * 1e6 for name, v in times.items()}
+            cold[name].append(time.perf_counter() - t)
+    for b in range(0, n, block):
+        for name, (system, setting) in chosen.items():
+            for i in range(b, min(b + block, n)):
+                one = q[i:i + 1]
+                t = time.perf_counter()
+                system.search(one, **setting)
+                warm[name].append(time.perf_counter() - t)
+    return {name: {"cold": statistics.median(cold[name]) * 1e6, "warm": statistics.median(warm[name]) * 1e6}
+            for name in chosen}
 
 
 def run_search(c, args):
@@ -310,10 +325,10 @@ def search_systems(systems, q, gt, args):
         for target in TARGETS:
             f = best.get((s.name, target))
             row += [f["qps"] if f else None, f"{f['setting']} r={f['recall']:.3f}" if f else "not reached"]
-        row.append(lat.get(s.name))
+        row += [lat[s.name]["warm"], lat[s.name]["cold"]] if s.name in lat else [None, None]
         table.append(row)
     columns = ["system", "build s (2 threads)", "memory MB", "QPS @0.95", "setting @0.95", "QPS @0.98", "setting @0.98",
-               "p50 us @0.95 (1 query/call)"]
+               "p50 us @0.95 warm (1 query/call)", "p50 us @0.95 cold (1 query/call)"]
     print_table("cheapest setting per recall target, re-timed in turns", columns, table)
 
     ours = [s for s in systems if not s.peer]
@@ -328,11 +343,12 @@ def search_systems(systems, q, gt, args):
             top_peer = max(reached)
             summary.append(f"recall >= {target}: {top_ours[1]} {top_ours[0]:,.0f} QPS vs best of {label}, "
                            f"{top_peer[1]} {top_peer[0]:,.0f} QPS: {top_ours[0] / top_peer[0]:.2f}x")
-        peer_lat = min(((lat[p.name], p.name) for p in peers if p.name in lat), default=None)
-        our_lat = min((lat[o.name], o.name) for o in ours if o.name in lat)
-        if peer_lat:
-            summary.append(f"single-query p50 at recall 0.95: {our_lat[1]} {our_lat[0]:.0f} us vs best of {label}, "
-                           f"{peer_lat[1]} {peer_lat[0]:.0f} us: {our_lat[0] / peer_lat[0]:.2f}x")
+        for cache in ("warm", "cold"):
+            peer_lat = min(((lat[p.name][cache], p.name) for p in peers if p.name in lat), default=None)
+            our_lat = min((lat[o.name][cache], o.name) for o in ours if o.name in lat)
+            if peer_lat:
+                summary.append(f"single-query p50 ({cache}) at recall 0.95: {our_lat[1]} {our_lat[0]:.0f} us vs best "
+                               f"of {label}, {peer_lat[1]} {peer_lat[0]:.0f} us: {our_lat[0] / peer_lat[0]:.2f}x")
     for o in ours:
         M = o.name.split(" M")[1].split()[0]
         h = next((p for p in systems if p.name == f"hnswlib M{M}"), None)
