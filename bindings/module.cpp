@@ -119,6 +119,18 @@ PYBIND11_MODULE(_core, m) {
     gemm_ip(a.data, a.rows, a.cols, b.data, b.rows, b.cols, dim, o, b.rows);
     return out;
   });
+  m.def("kernel_pair", [](const FloatArray& a, const FloatArray& b, const std::string& metric) {
+    Matrix x = matrix(a, "a"), y = matrix(b, "b");
+    ADANNS_CHECK(x.rows == y.rows && x.cols == y.cols, "a and b must have the same shape");
+    py::array_t<float> out(x.rows);
+    float* o = out.mutable_data();
+    const bool l2 = metric_from_name(metric) == Metric::L2;
+    py::gil_scoped_release release;
+    for (size_t i = 0; i < x.rows; ++i)
+      o[i] = l2 ? pair_l2(x.data + i * x.cols, y.data + i * y.cols, x.cols)
+                : pair_ip(x.data + i * x.cols, y.data + i * y.cols, x.cols);
+    return out;
+  });
   m.def("kernel_dot_u8", [](const FloatArray& q, const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& codes) {
     Matrix a = matrix(q, "q");
     ADANNS_CHECK(codes.ndim() == 2 && static_cast<size_t>(codes.shape(1)) == a.cols,

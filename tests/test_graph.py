@@ -390,6 +390,19 @@ def test_service_kind_graph_matches_the_python_api(tmp_path, rng):
         server.stop()
 
 
+@pytest.mark.parametrize("d", [1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 64, 65, 80, 100, 130, 192, 384, 768])
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_pair_kernel_matches_float64_at_every_level(each_simd_level, d, metric, rng):
+    """The walk's one-pair kernels (four accumulators, masked tails) against float64."""
+    a = rng.standard_normal((9, d)).astype(np.float32)
+    b = rng.standard_normal((9, d)).astype(np.float32)
+    got = adanns._core.kernel_pair(a, b, metric)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    want = (a64 * b64).sum(1) if metric == "ip" else ((a64 - b64) ** 2).sum(1)
+    scale = (np.abs(a64) * np.abs(b64)).sum(1) if metric == "ip" else ((np.abs(a64) + np.abs(b64)) ** 2).sum(1)
+    assert np.all(np.abs(got - want) <= 1e-5 * scale + 1e-6)
+
+
 @pytest.mark.parametrize("d", [1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 64, 65, 80, 100, 130, 192, 384])
 def test_sq8_dot_kernel_matches_float64_at_every_level(each_simd_level, d, rng):
     q = rng.standard_normal((3, d)).astype(np.float32)

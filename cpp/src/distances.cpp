@@ -32,6 +32,8 @@ void one_to_many_l2(const float* q, const float* x, size_t nx, size_t xs, size_t
 }
 
 float dot_u8(const float* q, const uint8_t* code, size_t d) { return simd::kernels().dot_u8(q, code, d); }
+float pair_ip(const float* a, const float* b, size_t d) { return simd::kernels().pair_ip(a, b, d); }
+float pair_l2(const float* a, const float* b, size_t d) { return simd::kernels().pair_l2(a, b, d); }
 
 void norms_sq(const float* x, size_t nx, size_t xs, size_t d, float* out) {
   simd::kernels().norms_sq(x, nx, xs, d, out);

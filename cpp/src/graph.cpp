@@ -62,7 +62,7 @@ class NodeLocks {
 
 // One thread's traversal state: the visited set, the two heaps and the kernel of the metric.
 struct GraphIndex::Walk {
-  simd::BlockFn kernel = nullptr;
+  simd::PairFn kernel = nullptr;
   simd::DotU8Fn dot_u8 = nullptr;
   bool l2 = false;
   std::vector<float> scaled;  // SQ8: the query times the code steps
@@ -73,14 +73,11 @@ struct GraphIndex::Walk {
 
   void use(Metric metric) {
     l2 = metric == Metric::L2;
-    kernel = l2 ? simd::kernels().block_l2 : simd::kernels().block_ip;
+    kernel = l2 ? simd::kernels().pair_l2 : simd::kernels().pair_ip;
     dot_u8 = simd::kernels().dot_u8;
   }
   float distance(const float* a, const float* b, size_t d) {
-    float v;
-    // Row stride 0: the block kernels prefetch rows ahead by the stride, which for one scattered row
-    // would fetch unrelated memory.
-    kernel(a, 1, d, b, 1, 0, d, &v, 1);
+    const float v = kernel(a, b, d);
     ++scored;
     return l2 ? v : -v;
   }

@@ -34,6 +34,11 @@ void one_to_many_l2(const float* q, const float* x, size_t nx, size_t x_stride, 
 // sum_j q[j] * code[j] for j < d: a float query against one row of 8-bit codes (SQ8 graph walks).
 float dot_u8(const float* q, const uint8_t* code, size_t d);
 
+// <a[:d], b[:d]> (resp. squared L2) for one pair of rows: a graph walk's one-node-at-a-time scoring
+// (several accumulators; the sum's order differs from the block kernels').
+float pair_ip(const float* a, const float* b, size_t d);
+float pair_l2(const float* a, const float* b, size_t d);
+
 // norms_sq[j] = |x_j[:d]|^2.
 void norms_sq(const float* x, size_t nx, size_t x_stride, size_t d, float* out);
 

@@ -225,10 +225,30 @@ float dot_u8(const float* q, const unsigned char* code, size_t d) {
   return _mm_cvtss_f32(s);
 }
 
+// One pair, four accumulators (32 coordinates per step), a masked tail.
+template <Op op>
+float pair(const float* a, const float* b, size_t d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+         acc3 = _mm256_setzero_ps();
+  size_t j = 0;
+  for (; j + 32 <= d; j += 32) {
+    acc0 = accumulate<op>(acc0, _mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j));
+    acc1 = accumulate<op>(acc1, _mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(b + j + 8));
+    acc2 = accumulate<op>(acc2, _mm256_loadu_ps(a + j + 16), _mm256_loadu_ps(b + j + 16));
+    acc3 = accumulate<op>(acc3, _mm256_loadu_ps(a + j + 24), _mm256_loadu_ps(b + j + 24));
+  }
+  for (; j + 8 <= d; j += 8) acc0 = accumulate<op>(acc0, _mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j));
+  if (j < d) {
+    __m256i m = tail_mask(d - j);
+    acc1 = accumulate<op>(acc1, _mm256_maskload_ps(a + j, m), _mm256_maskload_ps(b + j, m));
+  }
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+}
+
 }  // namespace
 
 const Kernels avx2_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, pack_rows, gemm_packed, kPanel,
-                              kRowsPerBlock, dot_u8};
+                              kRowsPerBlock, dot_u8, pair<Op::IP>, pair<Op::L2>};
 
 }  // namespace simd
 }  // namespace adanns

@@ -205,10 +205,30 @@ float dot_u8(const float* q, const unsigned char* code, size_t d) {
   return _mm512_reduce_add_ps(acc);
 }
 
+// One pair, four accumulators (64 coordinates per step), a masked tail.
+template <Op op>
+float pair(const float* a, const float* b, size_t d) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+         acc3 = _mm512_setzero_ps();
+  size_t j = 0;
+  for (; j + 64 <= d; j += 64) {
+    acc0 = accumulate<op>(acc0, _mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j));
+    acc1 = accumulate<op>(acc1, _mm512_loadu_ps(a + j + 16), _mm512_loadu_ps(b + j + 16));
+    acc2 = accumulate<op>(acc2, _mm512_loadu_ps(a + j + 32), _mm512_loadu_ps(b + j + 32));
+    acc3 = accumulate<op>(acc3, _mm512_loadu_ps(a + j + 48), _mm512_loadu_ps(b + j + 48));
+  }
+  for (; j + 16 <= d; j += 16) acc0 = accumulate<op>(acc0, _mm512_loadu_ps(a + j), _mm512_loadu_ps(b + j));
+  if (j < d) {
+    __mmask16 m = tail_mask(d - j);
+    acc1 = accumulate<op>(acc1, _mm512_maskz_loadu_ps(m, a + j), _mm512_maskz_loadu_ps(m, b + j));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
 }  // namespace
 
 const Kernels avx512_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, pack_rows, gemm_packed, kPanel,
-                                kRowsPerBlock, dot_u8};
+                                kRowsPerBlock, dot_u8, pair<Op::IP>, pair<Op::L2>};
 
 }  // namespace simd
 }  // namespace adanns

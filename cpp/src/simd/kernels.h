@@ -21,6 +21,9 @@ using GemmPackedFn = void (*)(const float* q, size_t nq, size_t q_stride, const 
                               size_t nx, size_t pd, size_t du, float* out, size_t ldo);
 // sum_j q[j] * code[j] over d coordinates: a float query against one row of 8-bit codes (SQ8).
 using DotU8Fn = float (*)(const float* q, const unsigned char* code, size_t d);
+// <a, b> or |a - b|^2 over d coordinates for one pair of rows (a graph walk scores one node at a
+// time; the block kernels' one accumulator per pair is a latency chain there).
+using PairFn = float (*)(const float* a, const float* b, size_t d);
 
 struct Kernels {
   BlockFn block_ip;
@@ -32,6 +35,8 @@ struct Kernels {
   size_t panel_rows;
   size_t gemm_rows_per_block;  // rows gemm_ip packs at a time (a multiple of panel_rows)
   DotU8Fn dot_u8;
+  PairFn pair_ip;
+  PairFn pair_l2;
 };
 
 // The active level's table (dispatch.cpp).

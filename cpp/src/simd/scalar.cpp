@@ -88,7 +88,7 @@ float dot_u8(const float* q, const unsigned char* code, size_t d) {
 }  // namespace
 
 const Kernels scalar_kernels = {block_ip, block_l2, block_ip_norm, norms_sq, pack_rows, gemm_packed, 1, 256,
-                                dot_u8};
+                                dot_u8, ip_pair, l2_pair};
 
 }  // namespace simd
 }  // namespace adanns
