@@ -16,7 +16,7 @@
 // that named one (the live neighbours stay; the freed places go to the dead nodes' live neighbours
 // and to the results of a local beam search, by the HNSW heuristic and then nearest first) and
 // compacts the slots, so recall does not decay under churn. It costs one walk of width
-// ef_construction / 4 per repaired list.
+// ef_construction / 2 per repaired list (on the codes with SQ8).
 //
 // Threads: a build with one thread is deterministic for a seed (levels are drawn from the seed and
 // the insertion counter, never from scheduling). With more threads nodes are inserted concurrently
