@@ -450,8 +450,8 @@ def main():
     print(cpu_summary(machine_info()), flush=True)
     for section in args.only.split(","):
         body = {"search": run_search, "churn": run_churn}[section](c, args)
-        body["summary"].append("machine shared with 4 other agents' jobs: absolute timings are noisy; compare "
-                               "the ratios, measured in this one process")
+        body["summary"].append("absolute timings depend on the machine's load (the CPU line above gives it); "
+                               "compare the ratios, measured in turns in this one process")
         # Written section by section: a long run stopped later still leaves what it measured.
         name = "graph_vs_peers" + ("_synthetic" if args.corpus == "synthetic" else "")
         jpath, mpath = write_results(name, {section: body})
