@@ -84,6 +84,9 @@ def ray_cluster():
     """One local Ray cluster for the whole session (tests/test_cluster_*.py); Ray takes seconds to start."""
     ray = pytest.importorskip("ray", reason="the cluster tests need the 'ray' extra (make test installs it)")
     if not ray.is_initialized():
+        # Ray starts its workers at nice 15: beside any other busy process they starve, and Serve's proxy then
+        # misses its 60 s start deadline. At the tests' own priority a busy machine slows them evenly instead.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     yield ray
     from ray import serve
