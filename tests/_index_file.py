@@ -11,7 +11,7 @@ MAGIC = b"ADANNSIX"
 HEADER = struct.Struct("<8sII7Q")  # magic, version, kind, meta_off, meta_size, data_off, data_size, 3 sums
 HEADER_SIZE = HEADER.size  # 72
 ALIGN = 64
-KINDS = {"flat": 1, "ivf": 2, "binary": 3, "pq": 4}
+KINDS = {"flat": 1, "ivf": 2, "binary": 3, "pq": 4, "graph": 5}
 
 _M = (1 << 64) - 1
 P1, P2, P3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9

@@ -118,6 +118,17 @@ def _seed_indexes(rng):
     bz.train(_x(rng, 10, 12))
     bz.add(_x(rng, 10, 12))
     out["binarized-plain"] = bz
+
+    graph = adanns.GraphIndex(d, graph_dim=8, M=4, ef_construction=16, metric="l2", seed=4)
+    ids = _ids(rng, 40)
+    graph.add(_x(rng, 40, d), ids=ids)
+    graph.remove(ids[::5])  # tombstones kept in the file
+    out["graph-float32-tombstones"] = graph
+    graph = adanns.GraphIndex(d, M=6, ef_construction=20, metric="cosine", storage="sq8", seed=5)
+    graph.add(_x(rng, 60, d))
+    graph.tune(q, k=5)
+    out["graph-sq8-tuned"] = graph
+    out["graph-empty"] = adanns.GraphIndex(8, storage="sq8")
     return out
 
 
