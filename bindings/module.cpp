@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <new>
 #include <string>
 
 #include "adanns/common.h"
@@ -52,6 +53,11 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     } catch (const Error& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const std::bad_alloc&) {
+      // pybind11 alone says only "std::bad_alloc"; the usual cause is a request sized by the caller.
+      PyErr_SetString(PyExc_MemoryError,
+                      "out of memory in the native core: the request needs more memory than is available "
+                      "(a search's results are queries x k float32 scores and int64 ids)");
     }
   });
 

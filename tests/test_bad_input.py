@@ -145,6 +145,15 @@ def test_search_nonpositive_k_raises_value_error(index, probe, k):
     _rejects(index, probe, ValueError, lambda ix: ix.search(probe, k=k, **_search_kw(ix)))
 
 
+@pytest.mark.skipif(open("/proc/sys/vm/overcommit_memory").read().strip() == "1",
+                    reason="with overcommit always on, a 60 TB result may be granted and then kill the run")
+def test_search_whose_results_cannot_fit_raises_a_precise_memory_error(index, probe):
+    # 5 x 10^12 results are 60 TB: refused by numpy or by the core's allocator, either way a MemoryError that
+    # says what did not fit (pybind11 alone would say only "std::bad_alloc")
+    _rejects(index, probe, MemoryError, lambda ix: ix.search(probe, k=10**12, **_search_kw(ix)),
+             match=r"queries x k|Unable to allocate .* shape \(5, 1000000000000\)")
+
+
 def test_search_query_wider_than_dim_raises_value_error(index, probe, rng):
     _rejects(index, probe, ValueError, lambda ix: ix.search(gaussian(rng, 2, D + 1), k=3, **_search_kw(ix)))
 
